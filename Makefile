@@ -1,0 +1,44 @@
+# One entry point for everything CI runs: `make check` reproduces CI.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+STAMP_RUN := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck bench clean
+
+# The runtime environment: created once, reinstalled only when pyproject.toml changes.
+$(STAMP_RUN): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The development environment: runtime plus dev extras (tests, linters).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,all]"
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(BIN)/govbus run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+	$(BIN)/govbus run --quiet
+
+bench: $(STAMP)
+	$(BIN)/python bench/dispatch.py --json
+
+clean:
+	rm -rf $(VENV) .govbus .mypy_cache .ruff_cache .pytest_cache

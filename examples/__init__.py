@@ -1,0 +1,1 @@
+"""Runnable example applications (shipped inside the package as ``govbus.examples``)."""

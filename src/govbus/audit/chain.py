@@ -1,0 +1,475 @@
+"""The audit hash chain: canonical record bytes, hashing and verification.
+
+Each record's hash covers the previous record's hash and the record's own fields::
+
+    hash = sha256(prev_hash_hex_ascii + canonical_json(record fields except ``hash``))
+
+``canonical_json`` is ``orjson.dumps(fields, option=OPT_SORT_KEYS)`` with the timestamp as an
+RFC 3339 UTC string with microseconds and ``Z`` (``2026-11-21T10:00:00.000000Z``). The first
+record of a chain (``seq`` 1) has ``prev_hash`` :data:`GENESIS_HASH`. Any store that produces
+records with :func:`chain_row` can be checked with :func:`verify_records`, so the SQL store, the
+in-memory store and the CLI share one definition of "intact".
+
+This module is pure (no I/O) and imports nothing from the rest of govbus except the audit types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from govbus.audit.base import GENESIS_HASH, AuditEvent, AuditRecord, VerifyReport
+
+__all__ = [
+    "HASHED_FIELDS",
+    "ChainVerifier",
+    "canonical_bytes",
+    "chain_row",
+    "default_node_name",
+    "format_ts",
+    "parse_ts",
+    "record_fields",
+    "record_hash",
+    "row_to_record",
+    "verify_records",
+]
+
+#: The record fields a hash covers, i.e. every :class:`AuditRecord` field except ``hash``.
+HASHED_FIELDS: tuple[str, ...] = (
+    "node",
+    "seq",
+    "ts",
+    "kind",
+    "outcome",
+    "message_id",
+    "correlation_id",
+    "msg_type",
+    "sender",
+    "recipient",
+    "policy_sha256",
+    "data",
+    "prev_hash",
+)
+
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+_OPTIONAL_TEXT = (
+    "message_id",
+    "correlation_id",
+    "msg_type",
+    "sender",
+    "recipient",
+    "policy_sha256",
+)
+
+
+def default_node_name() -> str:
+    """Return ``"<hostname>-<pid>"``, the default chain (node) name of a writer.
+
+    One chain per writer process: two processes appending to one chain would race for the next
+    sequence number, so each process gets its own chain and a restart starts a new one. Set an
+    explicit node name to continue a chain across restarts of a single writer.
+    """
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+_TS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def format_ts(ts: datetime) -> str:
+    """Format ``ts`` as the canonical RFC 3339 UTC string with microseconds and ``Z``.
+
+    A naive datetime is taken to be UTC already (the runtime only produces aware UTC times).
+
+    Example:
+        >>> format_ts(datetime(2026, 11, 21, 10, 0, tzinfo=UTC))
+        '2026-11-21T10:00:00.000000Z'
+    """
+    offset = ts.utcoffset()
+    if offset:
+        ts = (ts - offset).replace(tzinfo=None)
+    # orjson formats a datetime in a third of the time isoformat() takes; it leaves out a zero
+    # fraction, which we put back so every timestamp has the same shape (and sorts as text).
+    text = orjson.dumps(ts, option=_TS_OPTIONS)[1:-1].decode()
+    if len(text) == 27:
+        return text
+    if len(text) == 20:
+        return text[:-1] + ".000000Z"
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # pragma: no cover
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse a timestamp written by :func:`format_ts` back into an aware UTC datetime."""
+    ts = datetime.fromisoformat(text)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _json_default(obj: Any) -> Any:
+    # orjson handles the JSON-ready types natively; these cover harmless look-alikes so an
+    # event with, say, a MappingProxyType or a set does not stall the writer.
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
+    if isinstance(obj, Decimal):
+        return str(obj)
+    raise TypeError(f"type {type(obj).__name__} is not JSON serializable")
+
+
+def canonical_bytes(fields: Mapping[str, Any]) -> bytes:
+    """Return the canonical JSON bytes of ``fields`` (sorted keys, compact, UTF-8)."""
+    return orjson.dumps(fields, option=_SORT_KEYS, default=_json_default)
+
+
+def record_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """Return the hex sha256 chaining ``fields`` onto ``prev_hash``.
+
+    Args:
+        prev_hash: the previous record's hash (64 hex characters), or ``GENESIS_HASH``.
+        fields: the record's fields (see :data:`HASHED_FIELDS`) with ``ts`` already formatted by
+            :func:`format_ts`; a ``hash`` key, if present, is ignored.
+    """
+    if "hash" in fields:
+        fields = {k: v for k, v in fields.items() if k != "hash"}
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_bytes(fields))
+    return digest.hexdigest()
+
+
+def record_fields(record: AuditRecord) -> dict[str, Any]:
+    """Return the hashed fields of a stored record, in canonical (JSON-ready) form."""
+    return {
+        "node": record.node,
+        "seq": record.seq,
+        "ts": format_ts(record.ts),
+        "kind": record.kind,
+        "outcome": record.outcome,
+        "message_id": record.message_id,
+        "correlation_id": record.correlation_id,
+        "msg_type": record.msg_type,
+        "sender": record.sender,
+        "recipient": record.recipient,
+        "policy_sha256": record.policy_sha256,
+        "data": record.data,
+        "prev_hash": record.prev_hash,
+    }
+
+
+def chain_row(
+    node: str, seq: int, prev_hash: str, event: AuditEvent, *, coerce: bool = False
+) -> dict[str, Any]:
+    """Seal ``event`` as record ``seq`` of chain ``node`` and return it as a storage row.
+
+    The row has one key per :class:`AuditRecord` field; ``ts`` is the canonical string and
+    ``data`` the canonical JSON text, exactly the bytes the hash covers, so reading the row back
+    and recomputing gives the same hash. Values that are not what :class:`AuditEvent` promises
+    (a UUID for ``message_id``, an unserializable ``data`` value) are coerced rather than
+    rejected: the writer runs off the hot path and must never stall or drop an event.
+
+    Args:
+        coerce: take the slow path that also replaces NUL characters in text fields (which
+            PostgreSQL refuses), noting it in ``data``. Writers retry a batch the database
+            rejected this way; for ordinary values both paths give the same row.
+    """
+    row = None
+    if not coerce:
+        try:
+            row = _fast_fields(node, seq, prev_hash, event)
+        except Exception:  # an odd value; the slow path coerces everything explicitly
+            row = None
+    if row is None:
+        row = _coerced_fields(node, seq, prev_hash, event)
+    data_json: bytes = row["data"]
+    row["data"] = orjson.Fragment(data_json)
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(orjson.dumps(row, option=_SORT_KEYS))
+    row["data"] = data_json.decode()
+    row["hash"] = digest.hexdigest()
+    return row
+
+
+def _fast_fields(node: str, seq: int, prev_hash: str, event: AuditEvent) -> dict[str, Any]:
+    kind, outcome = event.kind, event.outcome
+    mid, cid, mtype = event.message_id, event.correlation_id, event.msg_type
+    sender, recipient, policy = event.sender, event.recipient, event.policy_sha256
+    # Exact-type checks are cheap and keep non-str values (enums, UUIDs) off the fast path: the
+    # database drivers would store them differently from how orjson hashes them.
+    if not (
+        type(kind) is str
+        and type(outcome) is str
+        and (mid is None or type(mid) is str)
+        and (cid is None or type(cid) is str)
+        and (mtype is None or type(mtype) is str)
+        and (sender is None or type(sender) is str)
+        and (recipient is None or type(recipient) is str)
+        and (policy is None or type(policy) is str)
+    ):
+        raise TypeError("non-str text field")
+    return {
+        "node": node,
+        "seq": seq,
+        "ts": format_ts(event.ts),
+        "kind": kind,
+        "outcome": outcome,
+        "message_id": mid,
+        "correlation_id": cid,
+        "msg_type": mtype,
+        "sender": sender,
+        "recipient": recipient,
+        "policy_sha256": policy,
+        "data": orjson.dumps(event.data, option=_SORT_KEYS, default=_json_default),
+        "prev_hash": prev_hash,
+    }
+
+
+def _text(value: object) -> str:
+    # str.__str__ strips str subclasses (e.g. a str-Enum, whose str() is "Cls.member").
+    if isinstance(value, str):
+        return str.__str__(value)
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not stall the writer
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _coerced_fields(node: str, seq: int, prev_hash: str, event: AuditEvent) -> dict[str, Any]:
+    notes: dict[str, str] = {}
+    try:
+        ts_text = format_ts(event.ts)
+    except Exception as exc:  # not a datetime, or out of range once converted to UTC
+        notes["govbus_audit_note_ts"] = f"event ts unusable ({exc}); recorded the write time"
+        ts_text = format_ts(datetime.now(UTC))
+    try:
+        data = orjson.dumps(event.data, option=_SORT_KEYS, default=_json_default)
+    except TypeError as exc:
+        notes["govbus_audit_note_data"] = f"event data not JSON-serializable: {exc}"
+        data = b"{}"
+    row: dict[str, Any] = {
+        "node": node,
+        "seq": seq,
+        "ts": ts_text,
+        "kind": "" if event.kind is None else _text(event.kind),
+        "outcome": "" if event.outcome is None else _text(event.outcome),
+        "prev_hash": prev_hash,
+    }
+    for name in _OPTIONAL_TEXT:
+        value = getattr(event, name)
+        row[name] = None if value is None else _text(value)
+    cleaned = [name for name in ("kind", "outcome", *_OPTIONAL_TEXT) if "\x00" in (row[name] or "")]
+    for name in cleaned:
+        row[name] = row[name].replace("\x00", "\ufffd")
+    if cleaned:
+        notes["govbus_audit_note_text"] = f"NUL characters replaced in {', '.join(cleaned)}"
+    if notes:
+        merged = {**orjson.loads(data), **notes} if data.startswith(b"{") else notes
+        data = orjson.dumps(merged, option=_SORT_KEYS)
+    row["data"] = data
+    return row
+
+
+def row_to_record(row: Mapping[Any, Any]) -> AuditRecord:
+    """Build an :class:`AuditRecord` from a storage row (``ts`` text, ``data`` JSON text)."""
+    data = row["data"]
+    return AuditRecord(
+        node=row["node"],
+        seq=row["seq"],
+        ts=parse_ts(row["ts"]),
+        kind=row["kind"],
+        outcome=row["outcome"],
+        message_id=row["message_id"],
+        correlation_id=row["correlation_id"],
+        msg_type=row["msg_type"],
+        sender=row["sender"],
+        recipient=row["recipient"],
+        policy_sha256=row["policy_sha256"],
+        data=orjson.loads(data) if data else {},
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+@dataclass(slots=True)
+class _ChainState:
+    last_seq: int = 0
+    last_hash: str = GENESIS_HASH
+    count: int = 0
+
+
+def _where(node: str, seq: int) -> str:
+    return f"record {seq} of chain {node!r}"
+
+
+class ChainVerifier:
+    """Incremental chain verification in constant memory per chain.
+
+    Feed records in chain order (records of different chains may interleave) with :meth:`add`,
+    then call :meth:`finish`. :func:`verify_records` is the one-call form; stores that stream
+    from a database use this class directly to page through rows.
+
+    Args:
+        heads: per chain, the last ``(seq, hash)`` stored separately from the records, read
+            *before* the records. Every chain must reach its head, the record at the head's
+            sequence number must carry the head's hash, and every chain with records must have a
+            head. A chain may extend past its head (a live writer appended meanwhile).
+    """
+
+    def __init__(self, heads: Mapping[str, tuple[int, str]] | None = None) -> None:
+        self._heads = heads
+        self._chains: dict[str, _ChainState] = {}
+        self._records = 0
+        self._broken: tuple[str, int | None, str, AuditRecord | None] | None = None
+
+    @property
+    def broken(self) -> bool:
+        """True once a problem was found; later records are ignored."""
+        return self._broken is not None
+
+    def nodes_without_head(self) -> list[str]:
+        """Chains seen so far that have no entry in ``heads`` (all of them without heads)."""
+        heads = self._heads or {}
+        return [node for node in self._chains if node not in heads]
+
+    def fail(self, node: str, seq: int | None, problem: str, record: AuditRecord | None) -> None:
+        """Record a problem found outside the chain rules (e.g. an unreadable stored row)."""
+        if self._broken is None:
+            self._broken = (node, seq, problem, record)
+
+    def add(self, record: AuditRecord) -> bool:
+        """Check the next record of its chain; return False once anything is broken."""
+        if self._broken is not None:
+            return False
+        node = record.node
+        state = self._chains.get(node)
+        if state is None:
+            state = self._chains[node] = _ChainState()
+        expected = state.last_seq + 1
+        if record.seq != expected:
+            if record.seq > expected:
+                problem = (
+                    f"{_where(node, expected)}: missing (deleted or reordered?); "
+                    f"the next stored record is {record.seq}"
+                )
+            else:
+                problem = (
+                    f"{_where(node, expected)}: found record {record.seq} again after record "
+                    f"{state.last_seq} (duplicated or reordered?)"
+                )
+            self.fail(node, expected, problem, record)
+            return False
+        try:
+            intact = record_hash(record.prev_hash, record_fields(record)) == record.hash
+        except Exception:  # a field changed to something that cannot even be canonicalized
+            intact = False
+        if not intact:
+            problem = (
+                f"{_where(node, record.seq)}: hash does not match its contents "
+                "(changed after writing?)"
+            )
+            self.fail(node, record.seq, problem, record)
+            return False
+        if record.prev_hash != state.last_hash:
+            what = "the genesis hash" if expected == 1 else f"the hash of record {state.last_seq}"
+            problem = (
+                f"{_where(node, record.seq)}: prev_hash does not match {what} "
+                "(a record before it removed, replaced or reordered?)"
+            )
+            self.fail(node, record.seq, problem, record)
+            return False
+        if self._heads is not None:
+            head = self._heads.get(node)
+            if head is not None and head[0] == record.seq and head[1] != record.hash:
+                problem = (
+                    f"{_where(node, record.seq)}: hash differs from the chain head "
+                    "(chain rewritten from here?)"
+                )
+                self.fail(node, record.seq, problem, record)
+                return False
+        state.last_seq = record.seq
+        state.last_hash = record.hash
+        state.count += 1
+        self._records += 1
+        return True
+
+    def finish(self, *, late_heads: Mapping[str, tuple[int, str]] | None = None) -> VerifyReport:
+        """Check that every chain reaches its head and return the report.
+
+        Args:
+            late_heads: heads read *after* the records, for chains without an entry in the
+                constructor's ``heads`` (a writer that started while the records were read).
+                Such a chain only needs a head; it may end short of it (it grew meanwhile).
+        """
+        heads = self._heads
+        if heads is not None:
+            for node, (seq, _) in sorted(heads.items()):
+                state = self._chains.get(node)
+                last = 0 if state is None else state.last_seq
+                if last < seq:
+                    problem = (
+                        f"{_where(node, last + 1)}: missing (tail deleted?); the chain ends at "
+                        f"record {last} but its head is record {seq}"
+                    )
+                    self.fail(node, last + 1, problem, None)
+                    break
+            late = late_heads or {}
+            for node in sorted(self.nodes_without_head()):
+                if node not in late:
+                    problem = (
+                        f"chain {node!r} has {self._chains[node].count} records but no head "
+                        "(head deleted, and maybe the tail with it?)"
+                    )
+                    self.fail(node, None, problem, None)
+                    break
+        chains = {node: state.count for node, state in self._chains.items()}
+        if self._broken is None:
+            return VerifyReport(ok=True, records=self._records, chains=chains)
+        node, broken_seq, problem, record = self._broken
+        return VerifyReport(
+            ok=False,
+            records=self._records,
+            chains=chains,
+            first_broken=record,
+            node=node,
+            seq=broken_seq,
+            problem=problem,
+        )
+
+
+def verify_records(
+    records: Iterable[AuditRecord], heads: Mapping[str, tuple[int, str]] | None = None
+) -> VerifyReport:
+    """Verify chained records and report the first changed, missing or reordered one.
+
+    Records must come in chain order (sequence 1, 2, ...); several chains may interleave. Per
+    chain, sequence numbers must start at 1 without gaps, each hash must recompute from the
+    record's contents, and each ``prev_hash`` must be the previous record's hash
+    (:data:`GENESIS_HASH` for record 1). Reading stops at the first problem.
+
+    Args:
+        records: the stored records, e.g. ``store.stored`` or rows read from a database.
+        heads: per chain, the last ``(seq, hash)`` stored separately. Without heads a deleted tail
+            cannot be noticed; with them, a chain that stops short of its head, whose record at
+            the head's sequence number has another hash, or that has no head, is broken.
+
+    Returns:
+        A report; when broken, ``node`` and ``seq`` name the first broken position (for a
+        deletion, the first missing sequence number), ``first_broken`` is the stored record
+        where the break was seen (None for a deleted tail) and ``problem`` says what is wrong,
+        e.g. ``record 17 of chain 'host-1': hash does not match its contents (changed after
+        writing?)``. ``records`` counts the records verified before the first problem.
+
+    Example:
+        >>> verify_records([]).ok
+        True
+    """
+    verifier = ChainVerifier(heads)
+    for record in records:
+        if not verifier.add(record):
+            break
+    return verifier.finish()

@@ -1,0 +1,125 @@
+"""``govbus run``: the example advisory pipeline, end to end, on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from govbus.audit import verify_url
+from govbus.cli.audit import print_report, report_json
+from govbus.envelope import DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, Message
+from govbus.examples.finance import SCENARIO, create_app
+from govbus.orchestrator import DENIED, FAILED, App
+from govbus.orchestrator.core import PARTIAL
+
+_STYLE = {
+    "ok": "green",
+    "denied": "red",
+    "degraded": "yellow",
+    "partial": "yellow",
+    "failed": "red",
+}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    label: str
+    outcome: str
+    expected: str
+    detail: str
+    latency_ms: float
+
+    @property
+    def as_expected(self) -> bool:
+        return self.outcome == self.expected
+
+
+def describe(reply: Message, app: App) -> tuple[str, str]:
+    """(outcome, detail) of a reply, for people."""
+    if reply.type == DENIED:
+        return "denied", f"{reply.payload.get('check')}: {reply.payload.get('code')}"
+    if reply.type == FAILED:
+        return "failed", f"{reply.payload.get('agent')}: {reply.payload.get('code')}"
+    if reply.metadata.get(DEGRADED) == "true":
+        replaced = reply.metadata.get(FALLBACK_OF)
+        if replaced is not None:
+            card = app.registry.card(replaced)
+            fallback = card.fallback if card is not None else "?"
+            cause = reply.metadata.get(FALLBACK_CAUSE, "?")
+            return "degraded", f"{replaced} {cause} -> fallback {fallback} answered"
+        return "partial", f"{reply.metadata.get(PARTIAL, 'a stage failed')} (partial result)"
+    return "ok", f"{reply.type} from {reply.sender}"
+
+
+async def run_demo(
+    *,
+    bus: str = "memory://",
+    audit: str = "sqlite:///.govbus/audit.db",
+    policy: str | None = None,
+    output: str = "table",
+    quiet: bool = False,
+) -> int:
+    console = Console()
+    app = create_app(policy=policy, bus=bus, audit=audit)
+    started = time.perf_counter()
+    results: list[StepResult] = []
+    async with app:
+        if output == "table" and not quiet:
+            p = app.policy
+            console.print(
+                f"[bold]govbus run[/bold]: {len(app.registry)} agents, policy "
+                f"[cyan]{p.name}[/cyan] {p.version} (sha256 {p.sha256[:12]}...), bus {bus}, "
+                f"audit {audit}"
+            )
+        for step in SCENARIO:
+            t0 = time.perf_counter()
+            reply = await app.request(step.message, timeout=10.0)
+            latency = (time.perf_counter() - t0) * 1000
+            outcome, detail = describe(reply, app)
+            results.append(StepResult(step.label, outcome, step.expect, detail, round(latency, 1)))
+        counters = dict(app.orchestrator.counters)
+    elapsed = time.perf_counter() - started
+    report = verify_url(audit) if audit not in ("memory://", "memory") else None
+    ok = all(r.as_expected for r in results) and (report is None or report.ok)
+
+    if output == "json":
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "steps": [asdict(r) | {"as_expected": r.as_expected} for r in results],
+                    "counters": counters,
+                    "audit": report_json(report) if report else None,
+                    "seconds": round(elapsed, 3),
+                }
+            )
+        )
+        return 0 if ok else 1
+
+    if not quiet:
+        table = Table(title="requests", title_justify="left")
+        table.add_column("request")
+        table.add_column("outcome")
+        table.add_column("deciding check / fallback")
+        table.add_column("latency", justify="right")
+        for r in results:
+            mark = "" if r.as_expected else f" [red](expected {r.expected})[/red]"
+            style = _STYLE.get(r.outcome, "white")
+            table.add_row(
+                r.label, f"[{style}]{r.outcome}[/{style}]{mark}", r.detail, f"{r.latency_ms} ms"
+            )
+        console.print(table)
+        if report is not None:
+            print_report(console, audit, report)
+    console.print(
+        f"summary: {len(results)} requests, {counters.get('dispatched', 0)} messages governed, "
+        f"{counters.get('allowed', 0)} allowed, {counters.get('denied', 0)} denied, "
+        f"{counters.get('fallbacks', 0)} fallbacks, {counters.get('failed', 0)} failures, "
+        f"audit {'verified' if report is None or report.ok else 'BROKEN'}, "
+        f"{elapsed:.2f}s -> {'[green]OK[/green]' if ok else '[red]FAILED[/red]'}"
+    )
+    return 0 if ok else 1

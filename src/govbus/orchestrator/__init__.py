@@ -1,0 +1,34 @@
+"""The orchestrator layer: the governed dispatch path and the ``App`` facade."""
+
+from govbus.orchestrator.app import App, make_audit, make_bus
+from govbus.orchestrator.config import AppConfig, AuditConfig
+from govbus.orchestrator.core import (
+    DENIED,
+    FAILED,
+    SYSTEM_SENDER,
+    AgentStats,
+    Alert,
+    AlertHook,
+    DeliveryContext,
+    DispatchReport,
+    Orchestrator,
+    RecipientDecision,
+)
+
+__all__ = [
+    "DENIED",
+    "FAILED",
+    "SYSTEM_SENDER",
+    "AgentStats",
+    "Alert",
+    "AlertHook",
+    "App",
+    "AppConfig",
+    "AuditConfig",
+    "DeliveryContext",
+    "DispatchReport",
+    "Orchestrator",
+    "RecipientDecision",
+    "make_audit",
+    "make_bus",
+]

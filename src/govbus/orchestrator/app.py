@@ -1,0 +1,282 @@
+"""``App``: the everyday entry point: agents, policy, bus and audit in one object.
+
+Example:
+    >>> import asyncio, govbus
+    >>> app = govbus.App(audit="memory://")
+    >>> @app.agent("echo", handles="echo.*")
+    ... async def echo(msg, ctx):
+    ...     return ctx.reply("echo.reply", {"said": msg.payload["text"]})
+    >>> async def main():
+    ...     async with app:
+    ...         reply = await app.request(govbus.Message(
+    ...             type="echo.say", sender="web", payload={"text": "hi"}))
+    ...         return reply.payload
+    >>> asyncio.run(main())
+    {'said': 'hi'}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from govbus.audit import AuditEvent, AuditStore, Durability, MemoryAuditStore, SqlAuditStore
+from govbus.bus import Bus, InMemoryBus
+from govbus.envelope import REPLY_TO, TRACEPARENT, HmacSigner, Message, new_id
+from govbus.errors import BusClosedError, ConfigError, EnvelopeError
+from govbus.orchestrator.config import DEFAULT_AUDIT_URL, AppConfig
+from govbus.orchestrator.core import (
+    AlertHook,
+    Clock,
+    DispatchReport,
+    Orchestrator,
+    utc_now,
+)
+from govbus.policy import CHECK_KINDS, CheckKindRegistry, Policy, load_policy, parse_policy
+from govbus.registry import Agent, AgentRegistry, FunctionAgent, Handler, agent
+from govbus.telemetry import new_traceparent
+
+log = logging.getLogger("govbus.app")
+
+_UNRESTRICTED = """\
+apiVersion: govbus/v1
+kind: Policy
+metadata:
+  name: unrestricted
+  version: "0"
+  description: No checks. Every decision is still audited. Load a reviewed policy instead.
+spec:
+  mode: enforce
+  checks: []
+"""
+
+
+def make_bus(url: str) -> Bus:
+    """A bus from a URL: ``memory://`` (default). ``nats://`` arrives with the NATS issue."""
+    if url in ("memory://", "memory", ""):
+        return InMemoryBus()
+    scheme = url.split("://", 1)[0]
+    if scheme == "nats":
+        raise ConfigError(
+            f"bus {url!r}: the NATS JetStream bus is not available in this version of govbus; "
+            "use memory://"
+        )
+    raise ConfigError(f"unknown bus URL {url!r}: expected memory:// or nats://HOST:PORT")
+
+
+def make_audit(url: str) -> AuditStore:
+    """An audit store from a URL: ``memory://`` or any SQLAlchemy URL or SQLite file path."""
+    if url in ("memory://", "memory"):
+        return MemoryAuditStore()
+    return SqlAuditStore(url)
+
+
+class App:
+    """A governed multi-agent application.
+
+    Args:
+        name: the application's name (inventory, audit).
+        policy: a loaded :class:`Policy`, or a path to a policy YAML file. None loads an
+            unrestricted policy (every decision is still audited) and logs a warning.
+        bus: a :class:`Bus` or a bus URL (default ``memory://``).
+        audit: an :class:`AuditStore` or an audit URL (default SQLite at
+            ``.govbus/audit.db``; ``memory://`` keeps it in memory).
+        durability: ``batch`` (the writer commits in the background) or ``sync`` (each
+            dispatch waits until its audit record is committed; group commit).
+        signer: with an :class:`HmacSigner`, client messages must be signed and every
+            dispatched copy is signed and verified at delivery.
+        clock: the UTC clock (tests inject a fake one).
+        alert: called on every fallback and failure.
+        default_timeout: seconds a request waits when no timeout is given.
+    """
+
+    def __init__(
+        self,
+        name: str = "govbus",
+        *,
+        policy: Policy | str | Path | None = None,
+        bus: Bus | str | None = None,
+        audit: AuditStore | str | None = None,
+        durability: Durability = "batch",
+        signer: HmacSigner | None = None,
+        clock: Clock = utc_now,
+        alert: AlertHook | None = None,
+        default_timeout: float = 30.0,
+        node: str | None = None,
+        check_kinds: CheckKindRegistry | None = None,
+    ) -> None:
+        self.name = name
+        self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
+        self.check_kinds = check_kinds or CHECK_KINDS
+        self.registry = AgentRegistry()
+        self._policy_source = policy
+        self._bus = bus if not isinstance(bus, str | type(None)) else make_bus(bus or "memory://")
+        self._audit = (
+            audit
+            if not isinstance(audit, str | type(None))
+            else make_audit(audit or DEFAULT_AUDIT_URL)
+        )
+        self._durability: Durability = durability
+        self._signer = signer
+        self._clock = clock
+        self._alert = alert
+        self._default_timeout = default_timeout
+        self._orchestrator: Orchestrator | None = None
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> App:
+        """Build an app from a ``govbus.yaml`` file (see :mod:`govbus.orchestrator.config`)."""
+        config = AppConfig.load(path)
+        kwargs: dict[str, Any] = {
+            "policy": config.policy,
+            "bus": config.bus,
+            "audit": config.audit.url,
+            "durability": config.audit.durability,
+            "default_timeout": config.default_timeout,
+            "node": config.node,
+        }
+        kwargs.update(overrides)
+        return cls(config.name, **kwargs)
+
+    def agent(self, name: str, **card: Any) -> Callable[[Handler], FunctionAgent]:
+        """Decorator: register an async function as an agent (see :class:`AgentCard`)."""
+
+        def wrap(handler: Handler) -> FunctionAgent:
+            created = agent(name, **card)(handler)
+            self.registry.register(created)
+            return created
+
+        return wrap
+
+    def register(self, item: Agent | type[Agent]) -> Agent:
+        """Register an agent instance, or an :class:`Agent` subclass (instantiated here)."""
+        instance = item() if isinstance(item, type) else item
+        return self.registry.register(instance)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        if self._orchestrator is None:
+            self._orchestrator = Orchestrator(
+                registry=self.registry,
+                policy=self._load_policy(),
+                bus=self._bus,
+                audit=self._audit,
+                inbox=f"_inbox.{self.node}",
+                clock=self._clock,
+                signer=self._signer,
+                durability=self._durability,
+                alert=self._alert,
+                default_timeout=self._default_timeout,
+            )
+        return self._orchestrator
+
+    @property
+    def policy(self) -> Policy:
+        return self.orchestrator.policy
+
+    @property
+    def bus(self) -> Bus:
+        return self._bus
+
+    @property
+    def audit(self) -> AuditStore:
+        return self._audit
+
+    def _load_policy(self) -> Policy:
+        source = self._policy_source
+        if isinstance(source, Policy):
+            return source
+        if source is None:
+            log.warning("no policy configured: running unrestricted (decisions are still audited)")
+            return parse_policy(_UNRESTRICTED, source="<unrestricted>", kinds=self.check_kinds)
+        return load_policy(source, kinds=self.check_kinds)
+
+    async def start(self, agents: Sequence[str] | None = None) -> App:
+        """Load the policy, open the audit store and bus, and attach agents (default: all)."""
+        await self.orchestrator.start(agents)
+        return self
+
+    async def close(self, *, drain_timeout: float = 10.0) -> None:
+        """Drain in-flight work and flush the audit writer. Nothing is lost."""
+        if self._orchestrator is not None:
+            await self._orchestrator.close(drain_timeout=drain_timeout)
+
+    async def __aenter__(self) -> App:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def publish(self, message: Message | bytes | str | dict[str, Any]) -> DispatchReport:
+        """Govern and dispatch a client message. Replies arrive at this app's inbox."""
+        return await self.orchestrator.dispatch(await self._ingress(message))
+
+    async def request(
+        self, message: Message | bytes | str | dict[str, Any], *, timeout: float | None = None
+    ) -> Message:
+        """Dispatch and wait for the reply, or a ``govbus.denied`` / ``govbus.failed`` answer."""
+        return await self.orchestrator.request(await self._ingress(message), timeout=timeout)
+
+    async def gather(
+        self,
+        messages: Sequence[Message | bytes | str | dict[str, Any]],
+        *,
+        timeout: float | None = None,
+    ) -> list[Message]:
+        """Scatter-gather: request every message in parallel, replies in the same order."""
+        ready = [await self._ingress(m) for m in messages]
+        return await self.orchestrator.gather(ready, timeout=timeout)
+
+    async def _ingress(self, raw: Message | bytes | str | dict[str, Any]) -> Message:
+        """Step 1: parse, validate and verify; a bad envelope is audited, then raised."""
+        orch = self.orchestrator
+        if orch.state == "new":
+            await self.start()
+        elif orch.state != "running":
+            raise BusClosedError(f"app {self.name!r} is {orch.state}; it accepts no new messages")
+        try:
+            if isinstance(raw, Message):
+                message = raw
+            elif isinstance(raw, dict):
+                message = Message.from_dict(raw)
+            else:
+                message = Message.from_json(raw)
+            if self._signer is not None:
+                self._signer.verify(message)
+        except EnvelopeError as exc:
+            self._audit.submit(
+                AuditEvent(
+                    kind="rejected",
+                    ts=self._clock(),
+                    outcome=exc.code,
+                    data={"error": str(exc)},
+                    policy_sha256=orch.policy.sha256,
+                )
+            )
+            orch.counters["rejected"] += 1
+            raise
+        extra: dict[str, str] = {}
+        if TRACEPARENT not in message.metadata:
+            extra[TRACEPARENT] = new_traceparent()
+        if message.metadata.get(REPLY_TO) != orch.inbox:
+            extra[REPLY_TO] = orch.inbox
+        if extra:
+            message = message.model_copy(update={"metadata": {**message.metadata, **extra}})
+            if self._signer is not None:
+                message = self._signer.sign(message)
+        return message

@@ -1,0 +1,74 @@
+"""``govbus.yaml``: the application configuration file.
+
+Example::
+
+    name: retail-advisory
+    policy: policies/default.yaml      # relative to this file
+    bus: memory://                     # or nats://127.0.0.1:4222 (with the nats extra)
+    audit:
+      url: sqlite:///.govbus/audit.db  # any SQLAlchemy URL; a bare path means SQLite
+      durability: batch                # batch | sync
+    default_timeout: 30
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from govbus.audit import Durability
+from govbus.errors import ConfigError
+
+DEFAULT_AUDIT_URL = "sqlite:///.govbus/audit.db"
+
+
+class AuditConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = DEFAULT_AUDIT_URL
+    durability: Durability = "batch"
+
+
+class AppConfig(BaseModel):
+    """The validated contents of ``govbus.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="govbus", min_length=1)
+    policy: str | None = None
+    bus: str = "memory://"
+    audit: AuditConfig = AuditConfig()
+    node: str | None = None
+    default_timeout: float = Field(default=30.0, gt=0)
+
+    @classmethod
+    def load(cls, path: str | Path) -> AppConfig:
+        """Read and validate a config file; relative paths inside it resolve against it."""
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: app config file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read app config: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+            raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{file}: app config must be a mapping of settings")
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ConfigError(f"{file}: invalid app config: {problems}") from None
+        if config.policy is not None and not Path(config.policy).is_absolute():
+            config = config.model_copy(update={"policy": str(file.parent / config.policy)})
+        return config

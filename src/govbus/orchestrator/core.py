@@ -1,0 +1,890 @@
+"""The dispatch path, in the fixed order of the specification:
+
+1. ingress (validate, verify signature)   2. resolve recipients   3. policy per recipient
+4. deny -> audit, count, answer ``govbus.denied``   5. allow -> audit, publish
+6. delivery under timeout/deadline         7. failure -> fallback or ``govbus.failed``
+8. outputs go through 1-7 again (egress is governed).
+
+Replies to a waiting requester travel to the requester's *inbox address* (``metadata.reply_to``),
+so ``request``/``gather`` work the same in one process or across many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, NamedTuple
+
+import orjson
+
+from govbus.audit import AuditEvent, AuditStore, Durability
+from govbus.bus import Bus, Delivery, Subscription
+from govbus.envelope import (
+    DEGRADED,
+    FALLBACK_CAUSE,
+    FALLBACK_OF,
+    REPLY_TO,
+    HmacSigner,
+    Message,
+)
+from govbus.errors import (
+    AgentFailedError,
+    AgentTimeoutError,
+    BusClosedError,
+    BusError,
+    EnvelopeError,
+    GovbusError,
+    NoRouteError,
+)
+from govbus.policy import CheckInput, Evaluation, MessageScan, Policy
+from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
+from govbus.resilience import HopTimer, hop_budget
+
+log = logging.getLogger("govbus.orchestrator")
+
+SYSTEM_SENDER: Final = "govbus"
+DENIED: Final = "govbus.denied"
+FAILED: Final = "govbus.failed"
+#: Metadata key on a degraded result assembled without some stage: ``"<agent>:<code>"``.
+PARTIAL: Final = "partial"
+_DEGRADATION_KEYS: Final[tuple[str, ...]] = (DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, PARTIAL)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Passed to the alert hook when something an operator should know about happens."""
+
+    kind: str  # "fallback" | "failure"
+    agent: str
+    message_id: str
+    cause: str
+    detail: str
+
+
+AlertHook = Callable[[Alert], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class AgentStats:
+    """Live counters per agent (the inventory reads them)."""
+
+    handled: int = 0
+    denied: int = 0
+    fallbacks: int = 0
+    failures: int = 0
+    last_seen: datetime | None = None
+
+
+class RecipientDecision(NamedTuple):
+    recipient: str
+    allowed: bool
+    check: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+class DispatchReport(NamedTuple):
+    """What happened to one dispatched message: one decision per resolved recipient."""
+
+    message_id: str
+    decisions: tuple[RecipientDecision, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return any(d.allowed for d in self.decisions)
+
+
+@dataclass(slots=True)
+class _Counters:
+    by_kind: Counter[str] = field(default_factory=Counter)
+
+
+class _Shape(NamedTuple):
+    """What a decision record needs to know about one combination of check outcomes."""
+
+    checks: dict[str, str]
+    noteworthy: bool
+    would_deny: bool
+
+
+class DeliveryContext:
+    """The :class:`~govbus.registry.Context` a handler receives."""
+
+    __slots__ = ("_agent", "_budget_end", "_message", "_orch", "degradation")
+
+    def __init__(
+        self, orch: Orchestrator, message: Message, agent: AgentCard, budget_end: float
+    ) -> None:
+        self._orch = orch
+        self._message = message
+        self._agent = agent
+        self._budget_end = budget_end
+        #: Metadata that marks this handler's outputs degraded, because a reply it relied on
+        #: came from a fallback or never came (denied, failed, timed out).
+        self.degradation: dict[str, str] | None = None
+
+    @property
+    def message(self) -> Message:
+        return self._message
+
+    @property
+    def agent(self) -> AgentCard:
+        return self._agent
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self._message.deadline
+
+    def remaining(self) -> float:
+        return max(0.0, self._budget_end - time.monotonic())
+
+    def reply(
+        self,
+        type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        classification: Any = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Message:
+        return self._message.reply(
+            type,
+            payload,
+            sender=self._agent.name,
+            classification=classification,
+            metadata=metadata,
+        )
+
+    def new(
+        self,
+        type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        to: str | None = None,
+        classification: Any = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Message:
+        return self._message.caused(
+            type,
+            payload,
+            sender=self._agent.name,
+            to=to,
+            classification=classification,
+            metadata=metadata,
+        )
+
+    async def send(self, message: Message) -> None:
+        out = self._orch.normalize_output(message, self._message, self._agent)
+        await self._orch.dispatch(out, cause=self._message)
+
+    async def request(self, message: Message, *, timeout: float | None = None) -> Message:
+        out = self._orch.normalize_output(message, self._message, self._agent)
+        reply = await self._orch.request(out, timeout=self._bounded(timeout), cause=self._message)
+        self._note(reply)
+        return reply
+
+    async def gather(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        outs = [self._orch.normalize_output(m, self._message, self._agent) for m in messages]
+        replies = await self._orch.gather(outs, timeout=self._bounded(timeout), cause=self._message)
+        for reply in replies:
+            self._note(reply)
+        return replies
+
+    def _note(self, reply: Message) -> None:
+        found: dict[str, str]
+        if reply.metadata.get(DEGRADED) == "true":
+            found = {k: reply.metadata[k] for k in _DEGRADATION_KEYS if k in reply.metadata}
+        elif reply.type in (FAILED, DENIED):
+            who = reply.payload.get("agent") or reply.payload.get("check") or "?"
+            found = {DEGRADED: "true", PARTIAL: f"{who}:{reply.payload.get('code', '?')}"}
+        else:
+            return
+        self.degradation = {**found, **(self.degradation or {})}
+
+    def _bounded(self, timeout: float | None) -> float:
+        left = self.remaining()
+        return left if timeout is None else min(timeout, left)
+
+
+class Orchestrator:
+    """Runs the governed dispatch path over a bus, a policy, a registry and an audit store.
+
+    Most code uses :class:`govbus.App`, which builds one of these; use it directly to wire
+    your own parts.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: AgentRegistry,
+        policy: Policy,
+        bus: Bus,
+        audit: AuditStore,
+        inbox: str,
+        clock: Clock = utc_now,
+        signer: HmacSigner | None = None,
+        durability: Durability = "batch",
+        alert: AlertHook | None = None,
+        default_timeout: float = 30.0,
+    ) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.bus = bus
+        self.audit = audit
+        self.inbox = inbox
+        self.clock = clock
+        self.signer = signer
+        self.durability = durability
+        self.alert = alert
+        self.default_timeout = default_timeout
+        self.stats: dict[str, AgentStats] = {}
+        self._rare: Counter[str] = Counter()
+        self._waiters: dict[str, asyncio.Future[Message]] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+        self._inbox_sub: Subscription | None = None
+        self._unclaimed: list[Message] = []
+        self._shapes: dict[tuple[str, ...], _Shape] = {}
+        # Hot-path counters are plain ints; ``counters`` merges them with the rare ones.
+        self._dispatched = 0
+        self._allowed = 0
+        self._delivered = 0
+        self._state: Literal["new", "running", "closing", "closed"] = "new"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, agents: Sequence[str] | None = None) -> None:
+        """Subscribe the chosen agents (default: all registered) and this node's inbox."""
+        if self._state == "running":
+            return
+        if self._state != "new":
+            raise BusClosedError("this orchestrator was closed and cannot be started again")
+        self.registry.validate()
+        await self.audit.start()
+        await self.bus.start()
+        self._inbox_sub = await self.bus.subscribe(
+            self._on_inbox, recipient=self.inbox, concurrency=64, max_attempts=1
+        )
+        names = list(agents) if agents is not None else [a.card.name for a in self.registry]
+        for name in names:
+            await self.attach(self.registry.get(name))
+        self.registry.on_register(self._on_registered)
+        self._state = "running"
+        self._record("admin", "start", data={"agents": names, **self._policy_data()})
+
+    def _on_registered(self, agent: Agent) -> None:
+        # Agents registered after start (at runtime) are attached as soon as possible.
+        asyncio.get_running_loop().create_task(self.attach(agent))
+
+    async def attach(self, agent: Agent) -> None:
+        """Start delivering this agent's messages to it."""
+        card = agent.card
+        if card.name in self._subscriptions:
+            return
+        self.stats.setdefault(card.name, AgentStats())
+        self._subscriptions[card.name] = await self.bus.subscribe(
+            self._delivery_handler(agent),
+            recipient=card.name,
+            group=card.name,
+            concurrency=card.concurrency,
+            max_attempts=card.max_attempts,
+        )
+
+    @property
+    def counters(self) -> Counter[str]:
+        """Totals since start: dispatched, allowed, denied, delivered, fallbacks, failed, ..."""
+        merged = Counter(self._rare)
+        merged.update(dispatched=self._dispatched, allowed=self._allowed, delivered=self._delivered)
+        return +merged
+
+    @property
+    def state(self) -> str:
+        """``new``, ``running``, ``closing`` (draining, no new client traffic) or ``closed``."""
+        return self._state
+
+    async def close(self, *, drain_timeout: float = 10.0) -> None:
+        """Stop taking client traffic, drain in-flight work (handlers may still send their
+        outputs), then flush the audit log. Nothing is lost."""
+        if self._state == "new":
+            self._state = "closed"
+        if self._state != "running":
+            return
+        self._state = "closing"
+        await self.bus.close(drain_timeout=drain_timeout)
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.cancel()
+        self._record("admin", "stop", data={"counters": dict(self.counters)})
+        await self.audit.close()
+        self._state = "closed"
+
+    # -- steps 1-5: dispatch -----------------------------------------------------------------
+
+    async def dispatch(self, message: Message, *, cause: Message | None = None) -> DispatchReport:
+        """Govern ``message``: resolve recipients, evaluate the policy per recipient, publish
+        what is allowed, answer what is denied. Raises :class:`NoRouteError` if nobody
+        handles it."""
+        self._dispatched += 1
+        targets = self._resolve(message, cause)
+        now = self.clock()
+        if message.deadline is not None and message.deadline <= now:
+            await self._fail(message, None, "deadline_exceeded", "deadline passed before dispatch")
+            return DispatchReport(message.id, ())
+        scan = MessageScan(message)
+        sender_card = self.registry.card(message.sender)
+        payload_hash = _payload_hash(message)
+        relay = _reply_address(message, cause)
+        decisions = []
+        for card, address in targets:
+            evaluation = self.policy.evaluate(
+                CheckInput(
+                    message=message,
+                    recipient=card,
+                    sender=sender_card,
+                    now=now,
+                    scan=scan,
+                    cause=cause,
+                )
+            )
+            recipient = card.name if card is not None else (message.to or address)
+            decisions.append(
+                await self._decide(
+                    message, evaluation, card, recipient, address, payload_hash, relay, now
+                )
+            )
+        return DispatchReport(message.id, tuple(decisions))
+
+    def _resolve(
+        self, message: Message, cause: Message | None
+    ) -> list[tuple[AgentCard | None, str]]:
+        """Step 2: ``(recipient card or None for a client, bus address)`` pairs."""
+        reply_address = _reply_address(message, cause)
+        if message.to is not None:
+            card = self.registry.card(message.to)
+            if card is not None:
+                return [(card, reply_address or card.name)]
+            address = reply_address or message.metadata.get(REPLY_TO)
+            if reply_address is not None:
+                return [(None, reply_address)]
+            self._no_route(message, f"no agent named {message.to!r} and no reply address")
+            raise NoRouteError(
+                f"message {message.id} ({message.type}) is addressed to {message.to!r}, which is "
+                f"neither a registered agent nor a waiting requester (address {address!r})"
+            )
+        cards = self.registry.resolve(message.type)
+        if not cards:
+            self._no_route(message, "no agent handles this type")
+            raise NoRouteError(
+                f"no agent handles message type {message.type!r} (message {message.id} from "
+                f"{message.sender!r}); registered agents: "
+                + (", ".join(f"{c.name}: {'|'.join(c.handles)}" for c in self.registry.cards))
+            )
+        return [(c, c.name) for c in cards]
+
+    async def _decide(
+        self,
+        message: Message,
+        evaluation: Evaluation,
+        card: AgentCard | None,
+        recipient: str,
+        address: str,
+        payload_hash: str,
+        relay: str | None,
+        now: datetime,
+    ) -> RecipientDecision:
+        results = evaluation.results
+        outcomes = tuple([r.outcome for r in results])
+        shape = self._shapes.get(outcomes)
+        if shape is None:
+            # The per-check outcome map repeats message after message: analyse each shape once.
+            shape = _Shape(
+                {r.check_id: r.outcome for r in results},
+                any(o not in ("allow", "skipped") for o in outcomes),
+                "would_deny" in outcomes,
+            )
+            if len(self._shapes) < 1024:
+                self._shapes[outcomes] = shape
+        data: dict[str, Any] = {
+            "policy": self.policy.name,
+            "policy_version": self.policy.version,
+            "checks": shape.checks,
+            "classification": message.classification.value,
+            "payload_sha256": payload_hash,
+        }
+        if shape.noteworthy:
+            data["findings"] = [
+                r.as_record() for r in results if r.outcome not in ("allow", "skipped")
+            ]
+        if evaluation.obligations:
+            data["obligations"] = list(evaluation.obligations)
+
+        if not evaluation.allowed:
+            deciding = evaluation.deciding
+            check = deciding.check_id if deciding else None
+            code = deciding.code if deciding else "denied"
+            reason = deciding.reason if deciding else "denied by policy"
+            data["deciding"] = check
+            self._rare["denied"] += 1
+            self._rare[f"denied:{check}"] += 1
+            if card is not None:
+                self._stats(card.name).denied += 1
+            await self._audit("decision", "deny", message, recipient=recipient, data=data, ts=now)
+            await self._answer(
+                message,
+                DENIED,
+                {
+                    "check": check,
+                    "code": code,
+                    "reason": reason,
+                    "recipient": recipient,
+                    "denied_message_id": message.id,
+                    "denied_type": message.type,
+                    "policy": self.policy.name,
+                    "policy_sha256": self.policy.sha256,
+                },
+                relay=relay,
+            )
+            return RecipientDecision(recipient, False, check, code, reason)
+
+        self._allowed += 1
+        if shape.would_deny:
+            self._rare["would_deny"] += 1
+        # A message routed by type keeps ``to: null`` (the envelope as sent); the bus address
+        # routes it, and the decision record names the recipient.
+        out = evaluation.message
+        if self.signer is not None:
+            out = self.signer.sign(out)
+        await self._audit("decision", "allow", message, recipient=recipient, data=data, ts=now)
+        try:
+            await self.bus.publish(out, address=address)
+        except BusError as exc:
+            await self._fail(message, card, exc.code, str(exc))
+            return RecipientDecision(recipient, False, None, exc.code, str(exc))
+        return RecipientDecision(recipient, True)
+
+    # -- steps 6-7: delivery and failure -------------------------------------------------------
+
+    def _delivery_handler(self, agent: Agent) -> Callable[[Delivery], Awaitable[None]]:
+        card = agent.card
+
+        async def on_delivery(delivery: Delivery) -> None:
+            await self._deliver(agent, card, delivery)
+
+        return on_delivery
+
+    async def _deliver(self, agent: Agent, card: AgentCard, delivery: Delivery) -> None:
+        message = delivery.message
+        if self.signer is not None:
+            try:
+                self.signer.verify(message)
+            except EnvelopeError as exc:
+                await self._audit(
+                    "rejected", exc.code, message, recipient=card.name, data={"error": str(exc)}
+                )
+                await delivery.term(str(exc))
+                return
+        stats = self._stats(card.name)
+        stats.last_seen = now = self.clock()
+        budget = hop_budget(message, card.timeout, now)
+        if budget <= 0:
+            await self._audit(
+                "delivery", "deadline_exceeded", message, recipient=card.name, data={}
+            )
+            await self._fail(message, card, "deadline_exceeded", "deadline passed before delivery")
+            return
+        started = time.monotonic()
+        ctx = DeliveryContext(self, message, card, started + budget)
+        error: GovbusError | None = None
+        outputs: list[Message] = []
+        timer = HopTimer(budget)
+        try:
+            result = await agent.handle(message, ctx)
+        except asyncio.CancelledError:
+            if not timer.disarm():
+                raise  # the worker itself is being cancelled, not this hop timing out
+            error = self._timeout_error(card, budget)
+        except GovbusError as exc:
+            error = self._timeout_error(card, budget) if timer.disarm() else exc
+        except Exception as exc:
+            if timer.disarm():
+                error = self._timeout_error(card, budget)
+            else:
+                error = AgentFailedError(f"agent {card.name!r} raised {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+        else:
+            if timer.disarm():  # the handler swallowed the cancellation: still a timeout
+                error = self._timeout_error(card, budget)
+            else:
+                try:
+                    outputs = self._outputs(result, message, card, ctx.degradation)
+                except GovbusError as exc:
+                    error = exc
+        elapsed = time.monotonic() - started
+        elapsed_ms = round(elapsed * 1000, 3)
+
+        if error is None:
+            stats.handled += 1
+            self._delivered += 1
+            await self._audit(
+                "delivery",
+                "ok",
+                message,
+                recipient=card.name,
+                data={"duration_ms": elapsed_ms, "outputs": len(outputs)},
+            )
+            for out in outputs:
+                try:
+                    await self.dispatch(out, cause=message)
+                except NoRouteError as exc:
+                    log.warning("output of agent %s has no route: %s", card.name, exc)
+            return
+
+        cause = error.code
+        await self._audit(
+            "delivery",
+            cause,
+            message,
+            recipient=card.name,
+            data={"duration_ms": elapsed_ms, "error": str(error), "attempt": delivery.attempt},
+        )
+        if error.retryable and delivery.attempt < card.max_attempts:
+            await delivery.nack(reason=cause)
+            return
+        await self._fallback(message, card, cause, str(error))
+
+    @staticmethod
+    def _timeout_error(card: AgentCard, budget: float) -> AgentTimeoutError:
+        return AgentTimeoutError(
+            f"agent {card.name!r} did not finish within {budget:.3f}s "
+            f"(timeout {card.timeout}s, bounded by the message deadline)"
+        )
+
+    def _outputs(
+        self,
+        result: HandlerResult,
+        cause: Message,
+        card: AgentCard,
+        degradation: dict[str, str] | None,
+    ) -> list[Message]:
+        if result is None:
+            return []
+        items = [result] if isinstance(result, Message) else list(result)
+        return [self.normalize_output(m, cause, card, degradation) for m in items]
+
+    def normalize_output(
+        self,
+        out: object,
+        cause: Message,
+        card: AgentCard,
+        degradation: dict[str, str] | None = None,
+    ) -> Message:
+        """Step 8 preparation: an agent's output inherits the conversation, the actor, the
+        deadline and (at least) the classification of the message that caused it."""
+        if not isinstance(out, Message):
+            raise AgentFailedError(
+                f"agent {card.name!r} returned {type(out).__name__}; handlers return a Message, "
+                "a list of Messages, or None"
+            )
+        if out.sender != card.name:
+            raise AgentFailedError(
+                f"agent {card.name!r} emitted a message from {out.sender!r}; "
+                "agents may only send as themselves"
+            )
+        update: dict[str, Any] = {}
+        if out.causation_id is None:
+            update["causation_id"] = cause.id
+        if out.correlation_id is None:
+            update["correlation_id"] = cause.correlation_id or cause.id
+        if out.actor is None and cause.actor is not None:
+            update["actor"] = cause.actor
+        if out.deadline is None and cause.deadline is not None:
+            update["deadline"] = cause.deadline
+        if out.classification < cause.classification:
+            # Classification only rises along a causal chain; lowering needs a declassify
+            # rule (governance issue), so here it is raised back to the cause's level.
+            update["classification"] = cause.classification
+        # A result produced from a degraded input, or from degraded/missing sub-results, is
+        # itself degraded: the marking travels along the causal chain to the final answer.
+        inherited = degradation or {}
+        if cause.metadata.get(DEGRADED) == "true":
+            inherited = {
+                **{k: cause.metadata[k] for k in _DEGRADATION_KEYS if k in cause.metadata},
+                **inherited,
+            }
+        if inherited and out.metadata.get(DEGRADED) != "true":
+            update["metadata"] = {**out.metadata, **inherited}
+        return out.model_copy(update=update) if update else out
+
+    async def _fallback(self, message: Message, card: AgentCard, cause: str, detail: str) -> None:
+        stats = self._stats(card.name)
+        if message.metadata.get(FALLBACK_OF) is not None or card.fallback is None:
+            # A fallback that fails yields govbus.failed: it never loops.
+            stats.failures += 1
+            why = "fallback_failed" if message.metadata.get(FALLBACK_OF) else cause
+            await self._fail(message, card, why, detail)
+            return
+        stats.fallbacks += 1
+        self._rare["fallbacks"] += 1
+        self._rare[f"fallback:{cause}"] += 1
+        rerouted = message.model_copy(
+            update={
+                "to": card.fallback,
+                "attempt": 1,
+                "metadata": {
+                    **message.metadata,
+                    DEGRADED: "true",
+                    FALLBACK_CAUSE: cause,
+                    FALLBACK_OF: card.name,
+                },
+            }
+        )
+        await self._audit(
+            "fallback",
+            cause,
+            message,
+            recipient=card.name,
+            data={"fallback": card.fallback, "detail": detail},
+        )
+        await self._alert(Alert("fallback", card.name, message.id, cause, detail))
+        try:
+            await self.dispatch(rerouted, cause=None)
+        except GovbusError as exc:
+            await self._fail(message, card, exc.code, str(exc))
+
+    async def _fail(
+        self, message: Message, card: AgentCard | None, cause: str, detail: str
+    ) -> None:
+        self._rare["failed"] += 1
+        name = card.name if card is not None else (message.to or "-")
+        await self._audit("failure", cause, message, recipient=name, data={"detail": detail})
+        await self._alert(Alert("failure", name, message.id, cause, detail))
+        await self._answer(
+            message,
+            FAILED,
+            {"code": cause, "reason": detail, "agent": name, "failed_message_id": message.id},
+        )
+
+    # -- answers to senders --------------------------------------------------------------------
+
+    async def _answer(
+        self, about: Message, type: str, payload: dict[str, Any], *, relay: str | None = None
+    ) -> None:
+        """Send ``govbus.denied`` / ``govbus.failed`` about ``about`` to its sender.
+
+        Goes to the sender's inbox when it is waiting for a reply; to the sending agent if it
+        handles the notice type; otherwise the audit record is the evidence (and it is logged).
+        """
+        notice = Message(
+            type=type,
+            sender=SYSTEM_SENDER,
+            to=about.sender,
+            classification=about.classification,
+            payload=payload,
+            actor=about.actor,
+            metadata={k: v for k, v in about.metadata.items() if k != REPLY_TO},
+            correlation_id=about.correlation_id or about.id,
+            causation_id=about.id,
+        )
+        address = about.metadata.get(REPLY_TO)
+        sender_card = self.registry.card(about.sender)
+        if address is None and sender_card is not None and sender_card.accepts(type):
+            address = sender_card.name
+        if address is not None:
+            await self._publish_quietly(notice, address)
+        else:
+            log.info(
+                "%s for message %s (%s) from %s recorded in the audit log",
+                type,
+                about.id,
+                about.type,
+                about.sender,
+            )
+        if relay is not None and about.causation_id is not None:
+            # The blocked message was itself a reply to a waiting requester: tell the
+            # requester now rather than letting it wait for its timeout.
+            relayed = notice.model_copy(update={"causation_id": about.causation_id, "to": about.to})
+            await self._publish_quietly(relayed, relay)
+
+    async def _publish_quietly(self, message: Message, address: str) -> None:
+        try:
+            await self.bus.publish(message, address=address)
+        except BusError as exc:
+            log.error("could not deliver %s %s to %s: %s", message.type, message.id, address, exc)
+
+    # -- request / reply -----------------------------------------------------------------------
+
+    async def request(
+        self, message: Message, *, timeout: float | None = None, cause: Message | None = None
+    ) -> Message:
+        """Dispatch ``message`` and wait for its first reply.
+
+        The result is the reply, or a ``govbus.denied``/``govbus.failed`` message (a timeout
+        yields a local ``govbus.failed`` with code ``request_timeout``). Raises
+        :class:`NoRouteError` if nobody handles the message.
+        """
+        wait = self.default_timeout if timeout is None else timeout
+        deadline = self.clock() + timedelta(seconds=wait)
+        update: dict[str, Any] = {"metadata": {**message.metadata, REPLY_TO: self.inbox}}
+        if message.deadline is None or message.deadline > deadline:
+            update["deadline"] = deadline
+        message = message.model_copy(update=update)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiters[message.id] = future
+        try:
+            await self.dispatch(message, cause=cause)
+            async with asyncio.timeout(wait):
+                return await future
+        except TimeoutError:
+            self._rare["request_timeout"] += 1
+            await self._audit(
+                "failure",
+                "request_timeout",
+                message,
+                recipient=message.to,
+                data={"timeout_s": wait},
+            )
+            return Message(
+                type=FAILED,
+                sender=SYSTEM_SENDER,
+                to=message.sender,
+                classification=message.classification,
+                payload={
+                    "code": "request_timeout",
+                    "reason": f"no reply within {wait:.3f}s",
+                    "failed_message_id": message.id,
+                },
+                actor=message.actor,
+                correlation_id=message.correlation_id or message.id,
+                causation_id=message.id,
+            )
+        finally:
+            self._waiters.pop(message.id, None)
+
+    async def gather(
+        self,
+        messages: Sequence[Message],
+        *,
+        timeout: float | None = None,
+        cause: Message | None = None,
+    ) -> list[Message]:
+        """Request every message in parallel; latency is the slowest, not the sum."""
+        return list(
+            await asyncio.gather(*(self.request(m, timeout=timeout, cause=cause) for m in messages))
+        )
+
+    async def _on_inbox(self, delivery: Delivery) -> None:
+        message = delivery.message
+        future = self._waiters.get(message.causation_id or "")
+        if future is not None and not future.done():
+            future.set_result(message)
+            return
+        self._rare["unclaimed_replies"] += 1
+        if len(self._unclaimed) < 1000:
+            self._unclaimed.append(message)
+
+    @property
+    def unclaimed(self) -> list[Message]:
+        """Replies that reached this node's inbox with nobody waiting (e.g. after a timeout)."""
+        return list(self._unclaimed)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _stats(self, name: str) -> AgentStats:
+        stats = self.stats.get(name)
+        if stats is None:
+            stats = self.stats[name] = AgentStats()
+        return stats
+
+    def _policy_data(self) -> dict[str, Any]:
+        return {"policy": self.policy.name, "policy_version": self.policy.version}
+
+    def _no_route(self, message: Message, why: str) -> None:
+        self._rare["no_route"] += 1
+        self._record("no_route", "no_route", message, data={"detail": why})
+
+    async def _alert(self, alert: Alert) -> None:
+        if self.alert is None:
+            return
+        try:
+            result = self.alert(alert)
+            if result is not None:
+                await result
+        except Exception:
+            log.exception("alert hook failed for %s on %s", alert.kind, alert.agent)
+
+    def _event(
+        self,
+        kind: str,
+        outcome: str,
+        message: Message | None,
+        recipient: str | None,
+        data: dict[str, Any],
+        ts: datetime | None = None,
+    ) -> AuditEvent:
+        return AuditEvent(
+            kind=kind,
+            ts=ts or self.clock(),
+            outcome=outcome,
+            message_id=message.id if message else None,
+            correlation_id=(message.correlation_id or message.id) if message else None,
+            msg_type=message.type if message else None,
+            sender=message.sender if message else None,
+            recipient=recipient,
+            policy_sha256=self.policy.sha256,
+            data=data,
+        )
+
+    def _record(
+        self,
+        kind: str,
+        outcome: str,
+        message: Message | None = None,
+        *,
+        recipient: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.audit.submit(self._event(kind, outcome, message, recipient, data or {}))
+
+    async def _audit(
+        self,
+        kind: str,
+        outcome: str,
+        message: Message,
+        *,
+        recipient: str | None,
+        data: dict[str, Any],
+        ts: datetime | None = None,
+    ) -> None:
+        event = self._event(kind, outcome, message, recipient, data, ts)
+        if self.durability == "sync":
+            await self.audit.write(event)
+        else:
+            self.audit.submit(event)
+
+
+def _reply_address(message: Message, cause: Message | None) -> str | None:
+    """The inbox a reply must travel to, if ``message`` answers a waiting requester."""
+    if (
+        cause is not None
+        and message.to is not None
+        and message.to == cause.sender
+        and message.causation_id == cause.id
+    ):
+        return cause.metadata.get(REPLY_TO)
+    return None
+
+
+def _payload_hash(message: Message) -> str:
+    return hashlib.sha256(orjson.dumps(message.payload, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,0 +1,9 @@
+"""Built-in check kinds, one small module each.
+
+Importing this package registers every built-in kind into :data:`govbus.policy.CHECK_KINDS`
+(``import govbus.policy`` does it for you).
+"""
+
+from govbus.policy.checks import length, rbac, required_metadata
+
+__all__ = ["length", "rbac", "required_metadata"]

@@ -1,0 +1,206 @@
+"""Check inputs and the closed set of check decisions.
+
+A check is a small pure callable ``(CheckInput) -> Decision``. Normal denials are values, never
+exceptions; a check that raises is turned into a ``check_error`` deny by the composite runner.
+Adding a field to :class:`CheckInput` never breaks an existing check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+from govbus.envelope import Classification, Message
+from govbus.registry.card import AgentCard
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, Any]:
+    return _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    """The check has no objection."""
+
+    kind: Literal["allow"] = "allow"
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    """The check objects. ``code`` is a stable reason code; ``evidence`` never holds the
+    offending values themselves (types, offsets and counts only)."""
+
+    code: str
+    reason: str
+    evidence: Mapping[str, Any] = field(default_factory=_empty)
+    kind: Literal["deny"] = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """Replace ``text[start:end]`` of the string at ``path`` with ``[REDACTED:<label>]``.
+
+    ``path`` starts with ``"payload"`` or ``"metadata"`` and continues with keys and indexes.
+    """
+
+    path: tuple[str | int, ...]
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redact:
+    """Allow, with the obligation to redact the listed spans from the dispatched copy."""
+
+    redactions: tuple[Redaction, ...]
+    code: str
+    reason: str
+    evidence: Mapping[str, Any] = field(default_factory=_empty)
+    kind: Literal["redact"] = "redact"
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    """Allow, with the obligation to raise the dispatched copy's classification to ``to``."""
+
+    to: Classification
+    code: str
+    reason: str
+    evidence: Mapping[str, Any] = field(default_factory=_empty)
+    kind: Literal["escalate"] = "escalate"
+
+
+Decision: TypeAlias = Allow | Deny | Redact | Escalate
+ALLOW = Allow()
+
+
+class MessageScan:
+    """Facts about a message computed once per dispatch and shared by every check.
+
+    Everything is lazy: a policy that never asks for the text never pays for it.
+    """
+
+    __slots__ = ("_size", "_strings", "_text", "message")
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self._size: int | None = None
+        self._strings: tuple[tuple[tuple[str | int, ...], str], ...] | None = None
+        self._text: str | None = None
+
+    @property
+    def wire_size(self) -> int:
+        """Size in bytes of the envelope's wire form."""
+        if self._size is None:
+            self._size = len(self.message.to_json())
+        return self._size
+
+    @property
+    def strings(self) -> tuple[tuple[tuple[str | int, ...], str], ...]:
+        """Every string in the payload (nested) and every metadata value, with its path."""
+        if self._strings is None:
+            found: list[tuple[tuple[str | int, ...], str]] = []
+            _walk(self.message.payload, ("payload",), found)
+            for key, value in self.message.metadata.items():
+                found.append((("metadata", key), value))
+            self._strings = tuple(found)
+        return self._strings
+
+    @property
+    def text(self) -> str:
+        """All strings joined by newlines: one buffer for detectors to scan once."""
+        if self._text is None:
+            self._text = "\n".join(s for _, s in self.strings)
+        return self._text
+
+
+def _walk(
+    value: Any, path: tuple[str | int, ...], out: list[tuple[tuple[str | int, ...], str]]
+) -> None:
+    if isinstance(value, str):
+        out.append((path, value))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk(item, (*path, key), out)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _walk(item, (*path, index), out)
+
+
+class CheckInput(NamedTuple):
+    """The one object every check receives (immutable; a NamedTuple because one is built per
+    recipient per hop, and tuples build several times faster than frozen dataclasses).
+
+    Attributes:
+        message: the envelope as it stands before obligations are applied.
+        recipient: the card of the agent it is about to reach, or None for a client address.
+        sender: the card of the sending agent, or None when a client sent it.
+        now: the orchestrator's clock reading for this evaluation (UTC).
+        scan: shared lazily computed facts (size, strings, text).
+        cause: the message that caused this one, when it is an agent's output.
+        attrs: extension point for context that later layers add.
+    """
+
+    message: Message
+    recipient: AgentCard | None
+    sender: AgentCard | None
+    now: datetime
+    scan: MessageScan
+    cause: Message | None = None
+    attrs: Mapping[str, Any] = _EMPTY
+
+
+CheckFn: TypeAlias = Callable[[CheckInput], Decision]
+
+#: Outcome of one check inside one evaluation, as recorded in the audit log.
+CheckOutcome: TypeAlias = Literal[
+    "allow",
+    "deny",
+    "would_deny",
+    "redact",
+    "would_redact",
+    "escalate",
+    "would_escalate",
+    "skipped",
+]
+
+
+class CheckResult(NamedTuple):
+    """One check's outcome inside one evaluation (a NamedTuple: built per check per hop)."""
+
+    check_id: str
+    kind: str
+    outcome: CheckOutcome
+    code: str | None = None
+    reason: str | None = None
+    evidence: Mapping[str, Any] = _EMPTY
+    duration_ns: int = 0
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-ready dict for the audit log (no payload text by construction)."""
+        out: dict[str, Any] = {"id": self.check_id, "kind": self.kind, "outcome": self.outcome}
+        if self.code is not None:
+            out["code"] = self.code
+        if self.evidence:
+            out["evidence"] = dict(self.evidence)
+        return out
+
+
+class Evaluation(NamedTuple):
+    """The composite's verdict for one message and one recipient."""
+
+    allowed: bool
+    message: Message
+    results: tuple[CheckResult, ...]
+    deciding: CheckResult | None = None
+    obligations: tuple[str, ...] = ()
+
+    @property
+    def would_deny(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if r.outcome == "would_deny")

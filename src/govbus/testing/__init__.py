@@ -1,0 +1,3 @@
+from govbus.testing.conformance import BusConformance
+
+__all__ = ["BusConformance"]

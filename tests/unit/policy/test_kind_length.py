@@ -1,0 +1,70 @@
+"""The ``length`` kind: wire size against ``max_bytes``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from govbus.envelope import Message
+from govbus.policy import CHECK_KINDS, CheckInput, Deny, Policy, PolicyError
+
+MakeInput = Callable[..., CheckInput]
+LoadText = Callable[[str], Policy]
+
+
+def length_policy(load_spec: LoadText, max_bytes: object) -> Policy:
+    return load_spec(f"""
+        spec:
+          checks:
+            - id: size
+              use: length
+              max_bytes: {max_bytes}
+        """)
+
+
+def test_a_message_at_the_limit_is_allowed(load_spec: LoadText, make_input: MakeInput) -> None:
+    inp = make_input(payload={"text": "hello"})
+    size = len(inp.message.to_json())
+    evaluation = length_policy(load_spec, size).evaluate(inp)
+    assert evaluation.allowed
+    assert evaluation.results[0].outcome == "allow"
+
+
+def test_a_message_over_the_limit_is_denied_with_size_evidence(
+    load_spec: LoadText, make_input: MakeInput
+) -> None:
+    inp = make_input(payload={"text": "hello"})
+    size = len(inp.message.to_json())
+    evaluation = length_policy(load_spec, size - 1).evaluate(inp)
+    assert not evaluation.allowed
+    result = evaluation.results[0]
+    assert (result.outcome, result.code) == ("deny", "too_large")
+    assert result.evidence == {"size": size, "limit": size - 1}
+
+
+def test_the_check_reads_the_shared_scan(load_spec: LoadText) -> None:
+    class FakeScan:
+        wire_size = 10_000
+
+    message = Message(type="a.b", sender="web")
+    fn = length_policy(load_spec, 100).checks[0].fn
+    inp = CheckInput(message, None, None, None, FakeScan())  # type: ignore[arg-type]
+    decision = fn(inp)
+    assert isinstance(decision, Deny)
+    assert decision.evidence["size"] == 10_000
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "lots", "1.5", "true", '"100"', "[1]"])
+def test_max_bytes_must_be_a_positive_integer(load_spec: LoadText, bad: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        length_policy(load_spec, bad)
+    [issue] = info.value.issues
+    assert (issue.line, issue.code) == (11, "invalid_param")
+    assert "max_bytes" in issue.message
+
+
+def test_length_is_registered_with_a_summary() -> None:
+    kind = CHECK_KINDS["length"]
+    assert "max_bytes" in kind.params.model_fields
+    assert kind.summary.endswith(".")
