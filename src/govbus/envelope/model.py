@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 import orjson
@@ -32,7 +32,7 @@ REPLY_TO: Final = "reply_to"
 _TYPE_PATTERN = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
 
 
-class Classification(str, Enum):
+class Classification(StrEnum):
     """Data classification, ordered ``public < internal < pii < secret``.
 
     >>> Classification.PII > Classification.INTERNAL

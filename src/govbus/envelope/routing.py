@@ -52,9 +52,7 @@ class TypePattern:
     def matches(self, message_type: str) -> bool:
         hit = self._cache.get(message_type)
         if hit is None:
-            hit = message_type in self._exact or any(
-                r.match(message_type) for r in self._regexes
-            )
+            hit = message_type in self._exact or any(r.match(message_type) for r in self._regexes)
             if len(self._cache) < 10_000:
                 self._cache[message_type] = hit
         return hit

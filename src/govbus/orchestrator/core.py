@@ -44,7 +44,7 @@ from govbus.errors import (
 )
 from govbus.policy import CheckInput, Evaluation, MessageScan, Policy
 from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
-from govbus.resilience import HopTimer, hop_budget
+from govbus.resilience import Watchdog, hop_budget
 
 log = logging.getLogger("govbus.orchestrator")
 
@@ -257,6 +257,8 @@ class Orchestrator:
         self._inbox_sub: Subscription | None = None
         self._unclaimed: list[Message] = []
         self._shapes: dict[tuple[str, ...], _Shape] = {}
+        self._watchdog = Watchdog()
+        self._targets: dict[str, list[tuple[AgentCard | None, str]]] = {}
         # Hot-path counters are plain ints; ``counters`` merges them with the rare ones.
         self._dispatched = 0
         self._allowed = 0
@@ -286,6 +288,7 @@ class Orchestrator:
 
     def _on_registered(self, agent: Agent) -> None:
         # Agents registered after start (at runtime) are attached as soon as possible.
+        self._targets.clear()
         asyncio.get_running_loop().create_task(self.attach(agent))
 
     async def attach(self, agent: Agent) -> None:
@@ -326,6 +329,7 @@ class Orchestrator:
         for fut in self._waiters.values():
             if not fut.done():
                 fut.cancel()
+        self._watchdog.close()
         self._record("admin", "stop", data={"counters": dict(self.counters)})
         await self.audit.close()
         self._state = "closed"
@@ -383,6 +387,9 @@ class Orchestrator:
                 f"message {message.id} ({message.type}) is addressed to {message.to!r}, which is "
                 f"neither a registered agent nor a waiting requester (address {address!r})"
             )
+        targets = self._targets.get(message.type)
+        if targets is not None:
+            return targets
         cards = self.registry.resolve(message.type)
         if not cards:
             self._no_route(message, "no agent handles this type")
@@ -391,7 +398,9 @@ class Orchestrator:
                 f"{message.sender!r}); registered agents: "
                 + (", ".join(f"{c.name}: {'|'.join(c.handles)}" for c in self.registry.cards))
             )
-        return [(c, c.name) for c in cards]
+        targets = [(c, c.name) for c in cards]
+        self._targets[message.type] = targets
+        return targets
 
     async def _decide(
         self,
@@ -508,7 +517,7 @@ class Orchestrator:
         ctx = DeliveryContext(self, message, card, started + budget)
         error: GovbusError | None = None
         outputs: list[Message] = []
-        timer = HopTimer(budget)
+        timer = self._watchdog.arm(budget)
         try:
             result = await agent.handle(message, ctx)
         except asyncio.CancelledError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -12,7 +12,7 @@ from govbus.envelope import Classification, TypePattern, validate_glob
 _NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,63}$"
 
 
-class Risk(str, Enum):
+class Risk(StrEnum):
     """Risk class, ordered ``low < medium < high < critical``."""
 
     LOW = "low"

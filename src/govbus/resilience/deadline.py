@@ -18,47 +18,91 @@ def hop_budget(message: Message, timeout: float, now: datetime) -> float:
     return min(timeout, (message.deadline - now).total_seconds())
 
 
-class HopTimer:
-    """Cancels the current task after ``delay`` seconds: the per-delivery timeout.
+class Watchdog:
+    """Per-hop timeouts for one event loop: cancels a task whose hop overran its budget.
 
     Same semantics as ``asyncio.timeout`` (the cancellation it causes is withdrawn with
-    ``Task.uncancel``, and a cancellation from anyone else still propagates), at a third of the
-    cost: one ``TimerHandle`` and no context-manager state machine. It runs on every hop.
+    ``Task.uncancel``; a cancellation from anyone else still propagates), at a fraction of the
+    cost: arming is a small object and a set insertion, and one periodic scan every
+    ``resolution`` seconds checks the hops in flight. ``asyncio.timeout`` schedules and
+    cancels a heap timer per hop, which was the largest single cost on the dispatch path.
+    Timeouts fire up to ``resolution`` late; agent timeouts are seconds.
 
     Use::
 
-        timer = HopTimer(budget)
+        guard = watchdog.arm(budget)
         try:
             result = await work()
         except asyncio.CancelledError:
-            if not timer.disarm():
+            if not guard.disarm():
                 raise          # somebody else cancelled us
             ...                # timed out
         else:
-            if timer.disarm():
+            if guard.disarm():
                 ...            # timed out, but the work swallowed the cancellation
     """
 
-    __slots__ = ("_base", "_handle", "_task", "fired")
+    __slots__ = ("_armed", "_handle", "_loop", "resolution")
 
-    def __init__(self, delay: float) -> None:
-        task = asyncio.current_task()
+    def __init__(self, resolution: float = 0.005) -> None:
+        self.resolution = resolution
+        self._armed: set[Guard] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def arm(self, delay: float) -> Guard:
+        """Guard the current task for ``delay`` seconds."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is None:  # pragma: no cover - only inside a task
-            raise RuntimeError("HopTimer must be used inside an asyncio task")
-        self._task = task
-        self._base = task.cancelling()
-        self.fired = False
-        self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
+            raise RuntimeError("Watchdog.arm must be called inside an asyncio task")
+        guard = Guard(self, task, loop.time() + delay)
+        self._armed.add(guard)
+        if self._handle is None:
+            self._handle = loop.call_later(self.resolution, self._scan)
+        return guard
 
-    def _fire(self) -> None:
-        self.fired = True
-        self._task.cancel()
+    def _scan(self) -> None:
+        self._handle = None
+        if not self._armed:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        for guard in [g for g in self._armed if g.when <= now]:
+            self._armed.discard(guard)
+            guard.fired = True
+            guard.task.cancel()
+        if self._armed:
+            self._handle = self._loop.call_later(self.resolution, self._scan)
+
+    def close(self) -> None:
+        """Stop scanning (armed guards will no longer fire)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._armed.clear()
+        self._loop = None
+
+
+class Guard:
+    """One armed hop (see :class:`Watchdog`)."""
+
+    __slots__ = ("_base", "_owner", "fired", "task", "when")
+
+    def __init__(self, owner: Watchdog, task: asyncio.Task[object], when: float) -> None:
+        self._owner = owner
+        self.task = task
+        self.when = when
+        self.fired = False
+        self._base = task.cancelling()
 
     def disarm(self) -> bool:
-        """Stop the timer. True if it fired and its cancellation was the only one (the caller
-        treats the work as timed out); False if it never fired, or if another cancellation is
-        also pending (the caller must let ``CancelledError`` propagate)."""
-        self._handle.cancel()
+        """Stop guarding. True if the guard fired and its cancellation was the only one (the
+        caller treats the work as timed out); False if it never fired, or if another
+        cancellation is also pending (the caller must let ``CancelledError`` propagate)."""
         if not self.fired:
+            self._owner._armed.discard(self)
             return False
-        return self._task.uncancel() <= self._base
+        return self.task.uncancel() <= self._base
