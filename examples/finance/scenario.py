@@ -29,10 +29,10 @@ def _request(account: str, actor: Actor = ADVISOR, **payload: object) -> Message
 
 
 SCENARIO: tuple[Step, ...] = (
-    Step("advice for A-100 (balanced)", _request("A-100"), "ok"),
-    Step("advice for A-200 (growth)", _request("A-200"), "ok"),
+    Step("advice, A-100", _request("A-100"), "ok"),
+    Step("advice, A-200", _request("A-200"), "ok"),
     Step(
-        "customer calls the advisor directly",
+        "customer calls advisor",
         Message(
             type="portfolio.advise",
             sender="mobile-app",
@@ -42,10 +42,10 @@ SCENARIO: tuple[Step, ...] = (
         "denied",
     ),
     Step(
-        "oversized statement upload (200 KB)",
+        "200 KB upload",
         _request("A-100", statement="x" * 200_000),
         "denied",
     ),
-    Step("advice for A-300 (slow market data)", _request("A-300"), "degraded"),
-    Step("advice for A-400 (corrupt holdings)", _request("A-400"), "partial"),
+    Step("advice, A-300 (slow data)", _request("A-300"), "degraded"),
+    Step("advice, A-400 (bad data)", _request("A-400"), "partial"),
 )

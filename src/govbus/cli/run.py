@@ -41,18 +41,19 @@ class StepResult:
 def describe(reply: Message, app: App) -> tuple[str, str]:
     """(outcome, detail) of a reply, for people."""
     if reply.type == DENIED:
-        return "denied", f"{reply.payload.get('check')}: {reply.payload.get('code')}"
+        return "denied", f"{reply.payload.get('check')} ({reply.payload.get('code')})"
     if reply.type == FAILED:
-        return "failed", f"{reply.payload.get('agent')}: {reply.payload.get('code')}"
+        return "failed", f"{reply.payload.get('agent')} ({reply.payload.get('code')})"
     if reply.metadata.get(DEGRADED) == "true":
         replaced = reply.metadata.get(FALLBACK_OF)
         if replaced is not None:
             card = app.registry.card(replaced)
             fallback = card.fallback if card is not None else "?"
             cause = reply.metadata.get(FALLBACK_CAUSE, "?")
-            return "degraded", f"{replaced} {cause} -> fallback {fallback} answered"
-        return "partial", f"{reply.metadata.get(PARTIAL, 'a stage failed')} (partial result)"
-    return "ok", f"{reply.type} from {reply.sender}"
+            return "degraded", f"{replaced} {cause} -> {fallback}"
+        agent, _, code = reply.metadata.get(PARTIAL, "?:?").partition(":")
+        return "partial", f"{agent} {code}, no fallback"
+    return "ok", f"answered by {reply.sender}"
 
 
 async def run_demo(
@@ -104,13 +105,13 @@ async def run_demo(
         table = Table(title="requests", title_justify="left")
         table.add_column("request")
         table.add_column("outcome")
-        table.add_column("deciding check / fallback")
-        table.add_column("latency", justify="right")
+        table.add_column("check / fallback")
+        table.add_column("ms", justify="right")
         for r in results:
             mark = "" if r.as_expected else f" [red](expected {r.expected})[/red]"
             style = _STYLE.get(r.outcome, "white")
             table.add_row(
-                r.label, f"[{style}]{r.outcome}[/{style}]{mark}", r.detail, f"{r.latency_ms} ms"
+                r.label, f"[{style}]{r.outcome}[/{style}]{mark}", r.detail, f"{r.latency_ms:.0f}"
             )
         console.print(table)
         if report is not None:
@@ -118,7 +119,7 @@ async def run_demo(
     console.print(
         f"summary: {len(results)} requests, {counters.get('dispatched', 0)} messages governed, "
         f"{counters.get('allowed', 0)} allowed, {counters.get('denied', 0)} denied, "
-        f"{counters.get('fallbacks', 0)} fallbacks, {counters.get('failed', 0)} failures, "
+        f"fallbacks {counters.get('fallbacks', 0)}, failures {counters.get('failed', 0)}, "
         f"audit {'verified' if report is None or report.ok else 'BROKEN'}, "
         f"{elapsed:.2f}s -> {'[green]OK[/green]' if ok else '[red]FAILED[/red]'}"
     )

@@ -25,7 +25,8 @@ def test_run_shows_every_outcome_and_verifies_the_chain(
     assert {o for o, _ in outcomes} == {"ok", "denied", "degraded", "partial"}
     details = " ".join(s["detail"] for s in out["steps"])
     assert "advisors-only" in details and "size" in details
-    assert "portfolio_advisor timeout -> fallback portfolio_snapshot" in details
+    assert "portfolio_advisor timeout -> portfolio_snapshot" in details
+    assert "anomaly_detector exception" in details
     assert out["audit"]["ok"] is True
     assert out["audit"]["records"] > 20
 
@@ -90,3 +91,21 @@ def test_help_teaches_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert info.value.code == 0
     assert "exit codes" in capsys.readouterr().out
+
+
+def test_yaml_syntax_error_points_at_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(
+        "apiVersion: govbus/v1\nkind: Policy\nmetadata: {name: b, version: '1'\nspec: {}\n"
+    )
+    assert main(["policy", "hash", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:4:" in err or f"{bad}:3:" in err
+    assert "Traceback" not in err
+
+
+def test_bad_bus_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--bus", "kafka://x", "--audit", "memory://"]) == 2
+    assert "unknown bus URL" in capsys.readouterr().err
