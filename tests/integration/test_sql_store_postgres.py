@@ -61,10 +61,20 @@ def node(engine: sa.Engine) -> Iterator[str]:
 
 
 @pytest.fixture
-async def make_store(node: str) -> AsyncIterator[MakeStore]:
+def writer() -> str:
+    """Where the store seals and inserts; tests that matter for both modes parametrize it."""
+    return "thread"
+
+
+BOTH_WRITERS = pytest.mark.parametrize("writer", ["thread", "process"])
+
+
+@pytest.fixture
+async def make_store(node: str, writer: str) -> AsyncIterator[MakeStore]:
     stores: list[SqlAuditStore] = []
 
     def make(**kwargs: Any) -> SqlAuditStore:
+        kwargs.setdefault("writer", writer)
         store = SqlAuditStore(URL, node=node, **kwargs)
         stores.append(store)
         return store
@@ -99,6 +109,7 @@ def execute(engine: sa.Engine, node: str, *statements: str) -> None:
             conn.execute(sa.text(statement), {"n": node})
 
 
+@BOTH_WRITERS
 async def test_write_flush_read_and_verify(make_store: MakeStore, node: str) -> None:
     store = make_store(batch_size=4)
     await store.start()
@@ -114,6 +125,7 @@ async def test_write_flush_read_and_verify(make_store: MakeStore, node: str) -> 
     assert count_url(URL, node=node) == 10
 
 
+@BOTH_WRITERS
 async def test_a_restart_continues_the_same_chain(make_store: MakeStore, node: str) -> None:
     first = make_store()
     await first.start()
@@ -151,6 +163,7 @@ async def test_a_second_writer_on_the_same_chain_is_re_chained_after_it(
     assert report.chains == {node: 2}
 
 
+@BOTH_WRITERS
 async def test_a_value_postgres_refuses_is_coerced_not_stalled(
     make_store: MakeStore, node: str
 ) -> None:

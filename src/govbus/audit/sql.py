@@ -7,6 +7,13 @@ as few statements as the database allows (multi-row INSERT on SQLite, COPY on Po
 moves the node's head row in the same transaction. ``write()`` waits for
 the commit of its batch, so concurrent ``write()`` callers share commits (group commit).
 
+With ``writer="process"`` the sealing and inserts run in a spawned child process instead
+(:mod:`govbus.audit.process`), so they no longer share the event loop's GIL: a feeder thread
+takes the same batches off the deque and pickles them, as plain tuples, down a pipe; a reader
+thread resolves ``write()``/``flush()`` waiters from the child's per-batch acknowledgements. Both
+modes drive one synchronous core, :class:`_ChainWriter` (open, migrate, resume, commit with
+retries, re-chaining and coercion).
+
 Schema (SQLAlchemy Core, portable SQL)::
 
     audit_schema_version(version)
@@ -25,15 +32,20 @@ import contextlib
 import functools
 import itertools
 import logging
+import multiprocessing.util
 import operator
 import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from multiprocessing.connection import Connection as _PipeConnection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
@@ -466,6 +478,283 @@ def iter_records_url(
 
 
 # --------------------------------------------------------------------------------------------
+# The synchronous writer core (shared by the writer thread and the writer process)
+
+
+class _ChainConflictError(Exception):
+    """The head row moved under us: another process appended to this node's chain."""
+
+
+class _Abort(Protocol):
+    """What the writer core needs of an abort flag (``threading.Event`` or its
+    ``multiprocessing`` twin)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def _no_spool(rows: list[dict[str, Any]], error: BaseException) -> bool:
+    return False
+
+
+def _ignore(error: str) -> None:
+    return None
+
+
+class _ChainWriter:
+    """Opens the database and appends sealed batches to one node's chain; no asyncio.
+
+    The writer thread and the writer process (:mod:`govbus.audit.process`) both drive one of
+    these, so the retry, re-chaining and coercion rules exist once.
+
+    Args:
+        url: the normalized database URL.
+        node: the chain to append to.
+        write_timeout: how long a batch fails before it is offered to ``on_persistent_failure``.
+        abort: set to stop retrying (``commit`` then returns False).
+        on_persistent_failure: the spool seam, see :meth:`SqlAuditStore._on_persistent_failure`.
+        on_error: told the short text of every failed attempt (for waiters' error messages).
+    """
+
+    def __init__(
+        self,
+        url: URL,
+        node: str,
+        *,
+        write_timeout: float,
+        abort: _Abort,
+        on_persistent_failure: Callable[[list[dict[str, Any]], BaseException], bool] = _no_spool,
+        on_error: Callable[[str], None] = _ignore,
+    ) -> None:
+        self.url = url
+        self.where = _describe(url)
+        self.sqlite = url.get_backend_name() == "sqlite"
+        self.node = node
+        self.write_timeout = write_timeout
+        self.abort = abort
+        self.on_persistent_failure = on_persistent_failure
+        self.on_error = on_error
+        self.engine: Engine | None = None
+        self.seq = 0
+        self.hash = GENESIS_HASH
+        self.last_error: str | None = None
+        self._insert_rows: _InsertRows | None = None
+
+    def open(self) -> Engine:
+        """Create the SQLite directory, open the engine, migrate, resume the chain's head.
+
+        Raises:
+            AuditError: the SQLite file cannot be created or the schema is too new.
+            AuditUnavailableError: a database server cannot be reached.
+            ChainBrokenError: the chain has records but no head row.
+        """
+        url = self.url
+        if self.sqlite and url.database and not url.query.get("uri"):
+            path = Path(url.database)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise AuditError(f"cannot create audit database at {path}: {reason}") from exc
+        engine = _make_engine(url)
+        try:
+            _migrate(engine, self.where)
+            with engine.connect() as conn:
+                head = _read_heads(conn, self.node).get(self.node)
+                if head is None:
+                    last = conn.execute(
+                        sa.select(sa.func.max(audit_records.c.seq)).where(
+                            audit_records.c.node == self.node
+                        )
+                    ).scalar()
+                    if last is not None:
+                        raise ChainBrokenError(
+                            f"chain {self.node!r} in {self.where} has records up to {last} "
+                            "but no head row (head deleted, and maybe the tail with it?); run "
+                            "`govbus audit verify` and choose another node name"
+                        )
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise _db_error("open", self.where, exc, self.sqlite) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        if head is not None:
+            self.seq, self.hash = head
+        self._insert_rows = _batch_insert(engine)
+        self.engine = engine
+        return engine
+
+    def dispose(self) -> None:
+        """Release the engine's connections."""
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+    def _prepare(
+        self, events: Sequence[AuditEvent], seq: int, prev: str, coerce: bool = False
+    ) -> list[dict[str, Any]]:
+        node = self.node
+        rows: list[dict[str, Any]] = []
+        append = rows.append
+        for event in events:
+            seq += 1
+            row = chain_row(node, seq, prev, event, coerce=coerce)
+            prev = row["hash"]
+            append(row)
+        return rows
+
+    def commit(self, events: Sequence[AuditEvent]) -> bool:
+        """Seal and insert one batch, retrying until it is committed; False if aborted."""
+        seq, prev = self.seq, self.hash
+        rows = self._prepare(events, seq, prev)
+        failing_since: float | None = None
+        attempt = 0
+        coerced = False
+        while True:
+            try:
+                self._insert(rows, seq, prev)
+                break
+            except (IntegrityError, _ChainConflictError) as exc:
+                head = self._head_or_none()
+                last = rows[-1]
+                if head == (last["seq"], last["hash"]):
+                    break  # an earlier attempt committed but its acknowledgement was lost
+                if head is not None and head != (seq, prev):
+                    _log.warning(
+                        "audit chain %r was extended by another writer (head %d); re-chaining "
+                        "a batch of %d records after it",
+                        self.node,
+                        head[0],
+                        len(rows),
+                    )
+                    seq, prev = head
+                    rows = self._prepare(events, seq, prev, coerced)
+                    continue
+                error: BaseException = exc  # the same head: a genuine constraint failure
+            except Exception as exc:
+                error = exc
+            if not coerced and not isinstance(error, OperationalError | _ChainConflictError):
+                # Not the connection but a value the database refuses (PostgreSQL takes no NUL
+                # in text): retrying as is would stall the log forever. Seal the batch again
+                # with every field coerced and cleaned; nothing of it was committed.
+                _log.warning("audit batch refused by %s (%s); coercing", self.where, _short(error))
+                coerced = True
+                rows = self._prepare(events, seq, prev, coerce=True)
+                continue
+            self.last_error = _short(error)
+            self.on_error(self.last_error)
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+                _log.warning("audit write to %s failed, retrying: %s", self.where, self.last_error)
+            if now - failing_since >= self.write_timeout and self.on_persistent_failure(
+                rows, error
+            ):
+                break
+            # Capped well below write_timeout, so a database that comes back is used again
+            # before waiters conclude that it is still down.
+            delay = min(0.05 * 2**attempt, 1.0, self.write_timeout / 4)
+            attempt += 1
+            if self.abort.wait(delay):
+                return False
+        if failing_since is not None:
+            _log.warning("audit writes to %s recovered", self.where)
+        last = rows[-1]
+        self.seq, self.hash = last["seq"], last["hash"]
+        self.last_error = None
+        return True
+
+    def _insert(self, rows: list[dict[str, Any]], prev_seq: int, prev_hash: str) -> None:
+        """Insert ``rows`` and move the head, atomically.
+
+        The head update is conditional, so a second writer on the same chain is noticed
+        instead of forking the chain.
+        """
+        assert self.engine is not None
+        assert self._insert_rows is not None
+        last = rows[-1]
+        heads = audit_heads.c
+        with self.engine.begin() as conn:
+            self._insert_rows(conn, rows)
+            if prev_seq == 0:
+                conn.execute(
+                    audit_heads.insert(),
+                    {"node": self.node, "seq": last["seq"], "hash": last["hash"]},
+                )
+            else:
+                moved = conn.execute(
+                    audit_heads.update()
+                    .where(heads.node == self.node)
+                    .where(heads.seq == prev_seq)
+                    .where(heads.hash == prev_hash)
+                    .values(seq=last["seq"], hash=last["hash"])
+                )
+                if moved.rowcount != 1:
+                    raise _ChainConflictError(self.node)
+
+    def _head_or_none(self) -> tuple[int, str] | None:
+        assert self.engine is not None
+        try:
+            with self.engine.connect() as conn:
+                return _read_heads(conn, self.node).get(self.node)
+        except SQLAlchemyError:
+            return None
+
+
+_STARTUP_ERRORS: Final[dict[str, type[AuditError]]] = {
+    "AuditError": AuditError,
+    "AuditUnavailableError": AuditUnavailableError,
+    "ChainBrokenError": ChainBrokenError,
+}
+
+
+class _ChildProcess:
+    """The writer child as the store sees it (``subprocess.Popen`` with the small part of the
+    ``multiprocessing.Process`` interface the store uses)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.terminate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+    def close(self) -> None:
+        self._popen.wait()
+
+
+def _reap(process: Any, timeout: float) -> bool:
+    """Join ``process`` within ``timeout``, else terminate (then kill) it; True if it exited."""
+    process.join(timeout)
+    if process.exitcode is not None:
+        return True
+    process.terminate()
+    process.join(2.0)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+    return False
+
+
+# --------------------------------------------------------------------------------------------
 # The store
 
 
@@ -479,10 +768,6 @@ class _Waiter:
         self.future = future
 
 
-class _ChainConflictError(Exception):
-    """The head row moved under us: another process appended to this node's chain."""
-
-
 def _resolve(futures: Sequence[asyncio.Future[None]], error: BaseException | None) -> None:
     for future in futures:
         if not future.done():
@@ -490,6 +775,10 @@ def _resolve(futures: Sequence[asyncio.Future[None]], error: BaseException | Non
                 future.set_result(None)
             else:
                 future.set_exception(error)
+
+
+#: Seconds ``start()`` waits for the writer process to open the database and report.
+_PROCESS_START_TIMEOUT: Final = 60.0
 
 
 class SqlAuditStore:
@@ -526,6 +815,14 @@ class SqlAuditStore:
         write_timeout: how long (seconds) ``write`` and ``flush`` wait while the writer makes no
             progress (database down) before raising :class:`AuditUnavailableError`.
         page_size: records per query when reading.
+        writer: ``"thread"`` seals and inserts in a thread of this process; ``"process"`` in a
+            child process (spawned, named ``govbus-audit-writer[<node>]``), so sealing and
+            inserts do not hold this process's GIL. This process then only queues events and
+            pickles plain tuples to the child in a feeder thread. If the child dies, waiters and
+            later ``submit`` calls get :class:`AuditUnavailableError` (fail closed). The spool
+            seam (:meth:`_on_persistent_failure`) is only available with ``"thread"``. As with
+            any spawned process, a script that starts the store must guard its entry point with
+            ``if __name__ == "__main__":``.
     """
 
     def __init__(
@@ -538,25 +835,39 @@ class SqlAuditStore:
         max_queue: int = 100_000,
         write_timeout: float = 5.0,
         page_size: int = 1000,
+        writer: Literal["thread", "process"] = "thread",
     ) -> None:
         if batch_size < 1 or max_queue < 1 or page_size < 1:
             raise ValueError("batch_size, max_queue and page_size must be at least 1")
+        if writer not in ("thread", "process"):
+            raise ValueError(f"writer must be 'thread' or 'process', not {writer!r}")
+        if writer == "process" and (
+            type(self)._on_persistent_failure is not SqlAuditStore._on_persistent_failure
+        ):
+            # The seam runs where the batch is, i.e. in the child, which knows nothing of
+            # this subclass: refuse rather than silently never spool.
+            raise ValueError("a spool (_on_persistent_failure) needs writer='thread'")
         self._url = normalize_url(url)
         self._where = _describe(self._url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
+        # Computed here, in the parent, so the default chain is named after this process.
         self._node = node if node is not None else default_node_name()
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_queue = max_queue
         self._write_timeout = write_timeout
         self._page_size = page_size
+        self._mode = writer
 
-        # Shared with the writer thread. deque.append/popleft are atomic, so submit takes no
-        # lock; the writer is woken through ``_wakeup`` only when it must not linger.
+        # Shared with the writer (or feeder) thread. deque.append/popleft are atomic, so submit
+        # takes no lock; the writer is woken through ``_wakeup`` only when it must not linger.
         self._queue: deque[AuditEvent | _Waiter] = deque()
         self._wakeup = threading.Event()
         self._abort = threading.Event()  # give up retrying (close while the database is down)
         self._stopping = False
+        # Set when a caller waits for a commit (write, flush): send partial batches at once.
+        self._urgent = False
+        self._lingering_since: float | None = None
         self._accepting = False
         self._state = "new"  # new -> started -> closed
         self._lifecycle = asyncio.Lock()  # start and close run one at a time
@@ -569,12 +880,22 @@ class SqlAuditStore:
         self._watchdog_loop: asyncio.AbstractEventLoop | None = None
         self._watch_seen = 0
         self._last_error: str | None = None  # short text of the latest write failure
-        self._uncommitted = 0  # events abandoned by an aborted close
+        self._uncommitted = 0  # events abandoned by an aborted close (or a dead child)
 
-        # Owned by the writer thread after start().
-        self._seq = 0
-        self._hash = GENESIS_HASH
-        self._insert_rows: _InsertRows | None = None
+        # Thread mode: the core, owned by the writer thread after start().
+        self._chain: _ChainWriter | None = None
+        # Process mode: the child, its pipe, and the batches sent but not yet acknowledged
+        # (id -> [event count, waiters]), shared by the feeder and reader threads.
+        self._process: Any = None  # multiprocessing.process.BaseProcess
+        self._conn: Any = None  # multiprocessing.connection.Connection
+        self._child_abort: Any = None  # Connection: a byte on it stops the child retrying
+        self._reader_thread: threading.Thread | None = None
+        self._finalizer: Any = None
+        self._pending: dict[int, list[Any]] = {}
+        self._pending_lock = threading.Lock()
+        self._process_lock = threading.Lock()  # one thread at a time reaps the child
+        self._next_batch = 0
+        self._dead: str | None = None  # why the writer process is gone, once it is
 
     # -- properties -----------------------------------------------------------------------
 
@@ -587,6 +908,17 @@ class SqlAuditStore:
     def url(self) -> URL:
         """The normalized database URL."""
         return self._url
+
+    @property
+    def writer(self) -> Literal["thread", "process"]:
+        """Where sealing and inserts run: ``"thread"`` or ``"process"``."""
+        return "process" if self._mode == "process" else "thread"
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid while it is started (process mode); None otherwise."""
+        process = self._process
+        return None if process is None else int(process.pid)
 
     @property
     def batches(self) -> int:
@@ -607,64 +939,51 @@ class SqlAuditStore:
         created, :class:`AuditUnavailableError` when a database server cannot be reached, and
         :class:`ChainBrokenError` when this node's chain has records but its head row is gone
         (it will not extend a chain whose tail may have been cut; run ``govbus audit verify``).
+        In process mode the child does all of this and the same errors are raised here.
         """
         async with self._lifecycle:
             if self._state == "started":
                 return
             if self._state == "closed":
                 raise AuditError("audit store is closed; create a new one")
-            self._engine = await asyncio.to_thread(self._open)
+            if self._mode == "process":
+                await asyncio.to_thread(self._spawn)
+                target = self._feed_forever
+            else:
+                chain = _ChainWriter(
+                    self._url,
+                    self._node,
+                    write_timeout=self._write_timeout,
+                    abort=self._abort,
+                    on_persistent_failure=self._on_persistent_failure,
+                    on_error=self._note_error,
+                )
+                self._engine = await asyncio.to_thread(chain.open)
+                self._chain = chain
+                target = self._loop_forever
             # A daemon thread, so a process that forgets close() can still exit; close() (or
             # App.close()) is what guarantees the queue reaches the database.
             self._thread = threading.Thread(
-                target=self._run, name=f"govbus-audit-writer[{self._node}]", daemon=True
+                target=self._run,
+                args=(target,),
+                name=f"govbus-audit-writer[{self._node}]",
+                daemon=True,
             )
             self._thread.start()
+            if self._reader_thread is not None:
+                self._reader_thread.start()
             self._accepting = True
             self._state = "started"
 
-    def _open(self) -> Engine:
-        if self._sqlite and self._url.database and not self._url.query.get("uri"):
-            path = Path(self._url.database)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                reason = exc.strerror or str(exc)
-                raise AuditError(f"cannot create audit database at {path}: {reason}") from exc
-        engine = _make_engine(self._url)
-        try:
-            _migrate(engine, self._where)
-            with engine.connect() as conn:
-                head = _read_heads(conn, self._node).get(self._node)
-                if head is None:
-                    last = conn.execute(
-                        sa.select(sa.func.max(audit_records.c.seq)).where(
-                            audit_records.c.node == self._node
-                        )
-                    ).scalar()
-                    if last is not None:
-                        raise ChainBrokenError(
-                            f"chain {self._node!r} in {self._where} has records up to {last} "
-                            "but no head row (head deleted, and maybe the tail with it?); run "
-                            "`govbus audit verify` and choose another node name"
-                        )
-        except SQLAlchemyError as exc:
-            engine.dispose()
-            raise _db_error("open", self._where, exc, self._sqlite) from exc
-        except BaseException:
-            engine.dispose()
-            raise
-        if head is not None:
-            self._seq, self._hash = head
-        self._insert_rows = _batch_insert(engine)
-        return engine
+    def _note_error(self, error: str) -> None:
+        self._last_error = error
 
     async def close(self) -> None:
         """Flush, stop the writer and release the database. Idempotent.
 
         Raises:
-            AuditUnavailableError: the database stayed down, so queued events could not be
-                committed; the message says how many.
+            AuditUnavailableError: the database stayed down (or the writer process died), so
+                queued events could not be committed; the message says how many.
         """
         async with self._lifecycle:
             if self._state == "closed":
@@ -677,18 +996,27 @@ class SqlAuditStore:
                 except AuditUnavailableError as exc:
                     failure = exc
                     self._abort.set()
+                    if self._child_abort is not None:
+                        with contextlib.suppress(OSError):  # a dead child needs no telling
+                            self._child_abort.send_bytes(b"A")
                 self._stopping = True
                 self._wakeup.set()
-                if self._thread is not None:
+                if self._mode == "process":
+                    await asyncio.to_thread(self._stop_process)
+                elif self._thread is not None:
                     await asyncio.to_thread(self._thread.join)
             self._state = "closed"
             if self._watchdog is not None:
                 self._watchdog.cancel()
                 self._watchdog = None
+            if self._chain is not None:
+                self._chain.dispose()
             for engine in (self._engine, self._reader):
                 if engine is not None:
                     engine.dispose()
             self._engine = self._reader = None
+            if failure is None and self._uncommitted:
+                failure = AuditUnavailableError(self._dead or "the writer process was stopped")
             if failure is not None:
                 raise AuditUnavailableError(
                     f"audit store closed with {self._uncommitted} events not committed to "
@@ -705,9 +1033,11 @@ class SqlAuditStore:
         Raises:
             AuditError: the store is not started or already closed.
             AuditUnavailableError: ``max_queue`` events are already waiting (the database is
-                down or too slow); the event was not queued.
+                down or too slow), or the writer process died; the event was not queued.
         """
         if not self._accepting:
+            if self._dead is not None:
+                raise AuditUnavailableError(self._dead)
             raise AuditError(f"cannot write audit event: the audit store is {self._state_text()}")
         queue = self._queue
         size = len(queue)
@@ -734,8 +1064,11 @@ class SqlAuditStore:
         """Wait until every event submitted so far is committed.
 
         Raises:
-            AuditUnavailableError: the database made no progress for ``write_timeout`` seconds.
+            AuditUnavailableError: the database made no progress for ``write_timeout`` seconds,
+                or the writer process died.
         """
+        if self._dead is not None:
+            raise AuditUnavailableError(self._dead)
         if self._state != "started" or self._abort.is_set():
             return
         await self._wait_committed()
@@ -747,6 +1080,7 @@ class SqlAuditStore:
         waiting.add(future)
         future.add_done_callback(waiting.discard)
         self._queue.append(_Waiter(loop, future))
+        self._urgent = True
         if not self._wakeup.is_set():
             self._wakeup.set()
         if self._watchdog is None or self._watchdog_loop is not loop:
@@ -766,7 +1100,7 @@ class SqlAuditStore:
         if not self._waiting:
             return
         thread = self._thread
-        alive = thread is not None and thread.is_alive()
+        alive = thread is not None and thread.is_alive() and self._dead is None
         if self._progress != self._watch_seen and alive:
             self._arm_watchdog(asyncio.get_running_loop())  # slow but moving: keep waiting
             return
@@ -788,11 +1122,11 @@ class SqlAuditStore:
             return "not started (await store.start() first)"
         return "closed" if self._state == "closed" else "closing"
 
-    # -- the writer thread ----------------------------------------------------------------
+    # -- the writer thread (thread mode) or feeder thread (process mode) -----------------
 
-    def _run(self) -> None:
+    def _run(self, target: Callable[[], None]) -> None:
         try:
-            self._loop_forever()
+            target()
         except BaseException:  # a bug; waiters see a dead writer and fail, callers learn of it
             _log.exception("audit writer for %s crashed", self._where)
             raise
@@ -804,7 +1138,7 @@ class SqlAuditStore:
             # batch), write, flush and close cut the wait short.
             wakeup.wait(self._flush_interval)
             wakeup.clear()
-            while queue and not self._abort.is_set():
+            while self._batch_due() and not self._abort.is_set():
                 self._write_batch()
             if self._abort.is_set():
                 self._abandon()
@@ -812,7 +1146,29 @@ class SqlAuditStore:
             if self._stopping and not queue:
                 return
 
-    def _write_batch(self) -> None:
+    def _batch_due(self) -> bool:
+        """Whether to take a batch now. Under load only full batches go: sending whatever
+        trickled in since the last batch makes many tiny batches, and each costs the event
+        loop a GIL handoff (and, in process mode, a pipe round trip). A partial batch goes
+        when someone waits for a commit, when the store is stopping, or once it has lingered
+        for ``flush_interval``."""
+        queue = self._queue
+        if not queue:
+            self._urgent = False
+            self._lingering_since = None
+            return False
+        if len(queue) >= self._batch_size or self._urgent or self._stopping:
+            return True
+        now = time.monotonic()
+        if self._lingering_since is None:
+            self._lingering_since = now
+            return False
+        if now - self._lingering_since >= self._flush_interval:
+            self._lingering_since = None
+            return True
+        return False
+
+    def _take_batch(self) -> tuple[list[AuditEvent], list[_Waiter]]:
         queue, limit = self._queue, self._batch_size
         events: list[AuditEvent] = []
         waiters: list[_Waiter] = []
@@ -826,127 +1182,23 @@ class SqlAuditStore:
                     add_event(item)  # type: ignore[arg-type]
         except IndexError:
             pass
-        if events and not self._commit(events):
-            self._uncommitted += len(events)
-            self._finish_waiters(waiters, self._abandon_error())
-            return
+        return events, waiters
+
+    def _write_batch(self) -> None:
+        events, waiters = self._take_batch()
+        if events:
+            assert self._chain is not None
+            if not self._chain.commit(events):
+                self._uncommitted += len(events)
+                self._finish_waiters(waiters, self._abandon_error())
+                return
+            self._last_error = None
+            self._progress += 1
         self._finish_waiters(waiters, None)
-
-    def _prepare(
-        self, events: list[AuditEvent], seq: int, prev: str, coerce: bool = False
-    ) -> list[dict[str, Any]]:
-        node = self._node
-        rows: list[dict[str, Any]] = []
-        append = rows.append
-        for event in events:
-            seq += 1
-            row = chain_row(node, seq, prev, event, coerce=coerce)
-            prev = row["hash"]
-            append(row)
-        return rows
-
-    def _commit(self, events: list[AuditEvent]) -> bool:
-        """Seal and insert one batch, retrying until it is committed; False if aborted."""
-        seq, prev = self._seq, self._hash
-        rows = self._prepare(events, seq, prev)
-        failing_since: float | None = None
-        attempt = 0
-        coerced = False
-        while True:
-            try:
-                self._insert(rows, seq, prev)
-                break
-            except (IntegrityError, _ChainConflictError) as exc:
-                head = self._head_or_none()
-                last = rows[-1]
-                if head == (last["seq"], last["hash"]):
-                    break  # an earlier attempt committed but its acknowledgement was lost
-                if head is not None and head != (seq, prev):
-                    _log.warning(
-                        "audit chain %r was extended by another writer (head %d); re-chaining "
-                        "a batch of %d records after it",
-                        self._node,
-                        head[0],
-                        len(rows),
-                    )
-                    seq, prev = head
-                    rows = self._prepare(events, seq, prev, coerced)
-                    continue
-                error: BaseException = exc  # the same head: a genuine constraint failure
-            except Exception as exc:
-                error = exc
-            if not coerced and not isinstance(error, OperationalError | _ChainConflictError):
-                # Not the connection but a value the database refuses (PostgreSQL takes no NUL
-                # in text): retrying as is would stall the log forever. Seal the batch again
-                # with every field coerced and cleaned; nothing of it was committed.
-                _log.warning("audit batch refused by %s (%s); coercing", self._where, _short(error))
-                coerced = True
-                rows = self._prepare(events, seq, prev, coerce=True)
-                continue
-            self._last_error = _short(error)
-            now = time.monotonic()
-            if failing_since is None:
-                failing_since = now
-                _log.warning(
-                    "audit write to %s failed, retrying: %s", self._where, self._last_error
-                )
-            if now - failing_since >= self._write_timeout and self._on_persistent_failure(
-                rows, error
-            ):
-                break
-            # Capped well below write_timeout, so a database that comes back is used again
-            # before waiters conclude that it is still down.
-            delay = min(0.05 * 2**attempt, 1.0, self._write_timeout / 4)
-            attempt += 1
-            if self._abort.wait(delay):
-                return False
-        if failing_since is not None:
-            _log.warning("audit writes to %s recovered", self._where)
-        last = rows[-1]
-        self._seq, self._hash = last["seq"], last["hash"]
-        self._last_error = None
-        self._progress += 1
-        return True
-
-    def _insert(self, rows: list[dict[str, Any]], prev_seq: int, prev_hash: str) -> None:
-        """Insert ``rows`` and move the head, atomically.
-
-        The head update is conditional, so a second writer on the same chain is noticed
-        instead of forking the chain.
-        """
-        assert self._engine is not None
-        assert self._insert_rows is not None
-        last = rows[-1]
-        heads = audit_heads.c
-        with self._engine.begin() as conn:
-            self._insert_rows(conn, rows)
-            if prev_seq == 0:
-                conn.execute(
-                    audit_heads.insert(),
-                    {"node": self._node, "seq": last["seq"], "hash": last["hash"]},
-                )
-            else:
-                moved = conn.execute(
-                    audit_heads.update()
-                    .where(heads.node == self._node)
-                    .where(heads.seq == prev_seq)
-                    .where(heads.hash == prev_hash)
-                    .values(seq=last["seq"], hash=last["hash"])
-                )
-                if moved.rowcount != 1:
-                    raise _ChainConflictError(self._node)
-
-    def _head_or_none(self) -> tuple[int, str] | None:
-        assert self._engine is not None
-        try:
-            with self._engine.connect() as conn:
-                return _read_heads(conn, self._node).get(self._node)
-        except SQLAlchemyError:
-            return None
 
     def _on_persistent_failure(self, rows: list[dict[str, Any]], error: BaseException) -> bool:
         """Seam for the local spool: called after every failed attempt once a batch has failed
-        for ``write_timeout`` seconds.
+        for ``write_timeout`` seconds (thread mode only).
 
         ``rows`` are sealed records (chained after the last committed one) in order. Return True
         if they were persisted elsewhere (the writer then counts the batch as committed and
@@ -958,8 +1210,8 @@ class SqlAuditStore:
         return False
 
     def _abandon(self) -> None:
-        # Only on close() with the database down: count what cannot be written and release
-        # anyone still waiting, so the thread can exit.
+        # Only on close() with the database down (or once the writer process died): count what
+        # cannot be written and release anyone still waiting, so the thread can exit.
         waiters: list[_Waiter] = []
         while self._queue:
             item = self._queue.popleft()
@@ -967,7 +1219,7 @@ class SqlAuditStore:
                 waiters.append(item)
             else:
                 self._uncommitted += 1
-        if self._uncommitted:
+        if self._uncommitted and self._dead is None:
             _log.error(
                 "audit store closed with %d events not committed to %s: %s",
                 self._uncommitted,
@@ -977,6 +1229,8 @@ class SqlAuditStore:
         self._finish_waiters(waiters, self._abandon_error())
 
     def _abandon_error(self) -> AuditUnavailableError:
+        if self._dead is not None:
+            return AuditUnavailableError(self._dead)
         return AuditUnavailableError(
             f"audit store closed before these events reached {self._where}: {self._last_error}"
         )
@@ -993,6 +1247,209 @@ class SqlAuditStore:
             # the loop's self-pipe.
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, futures, error)
+
+    # -- the writer process (process mode) ------------------------------------------------
+
+    def _spawn(self) -> None:
+        """Start the child and wait (bounded) until it has opened the database, or raise its
+        startup error.
+
+        The child is a fresh interpreter running ``python -m govbus.audit.process``, not a
+        ``multiprocessing`` spawn: spawn re-imports the user's ``__main__``, so every script
+        using the store would need an ``if __name__ == "__main__"`` guard.
+        """
+        parent_sock, child_sock = socket.socketpair()
+        abort_read, abort_write = os.pipe()
+        env = dict(os.environ)
+        # The child must import this very govbus, wherever the parent found it.
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, env.get("PYTHONPATH", "")) if p
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "govbus.audit.process",
+            str(child_sock.fileno()),
+            str(abort_read),
+            self._node,
+        ]
+        try:
+            popen = subprocess.Popen(
+                command,
+                pass_fds=(child_sock.fileno(), abort_read),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except BaseException:
+            parent_sock.close()
+            child_sock.close()
+            os.close(abort_read)
+            os.close(abort_write)
+            raise
+        proc = _ChildProcess(popen)
+        child_sock.close()  # so the child's exit is an EOF on our end
+        os.close(abort_read)
+        parent_conn = _PipeConnection(parent_sock.detach())
+        abort_writer = _PipeConnection(abort_write, readable=False)
+        # Configuration travels over the socket, not argv: a database URL may hold a password.
+        parent_conn.send((self._url, self._node, self._write_timeout))
+        try:
+            reply = self._await_ready(parent_conn, proc)
+        except BaseException:
+            parent_conn.close()
+            abort_writer.close()
+            _reap(proc, 5.0)
+            raise
+        _log.debug("audit writer process %d ready for chain %r at %s", proc.pid, *reply[1:])
+        self._process, self._conn, self._child_abort = proc, parent_conn, abort_writer
+        # If close() is forgotten, stop the child before multiprocessing joins it at exit
+        # (it would otherwise wait on our pipe forever); priority >= 0 runs first.
+        self._finalizer = multiprocessing.util.Finalize(
+            self, _reap, args=(proc, 0.0), exitpriority=10
+        )
+        self._reader_thread = threading.Thread(
+            target=self._read_forever,
+            name=f"govbus-audit-reader[{self._node}]",
+            daemon=True,
+        )
+
+    def _await_ready(self, conn: Any, proc: Any) -> tuple[Any, ...]:
+        deadline = time.monotonic() + _PROCESS_START_TIMEOUT
+        while not conn.poll(0.05):
+            if proc.exitcode is not None and not conn.poll():
+                raise AuditError(
+                    f"audit writer process for {self._where} exited with code {proc.exitcode} "
+                    "before it was ready"
+                )
+            if time.monotonic() > deadline:
+                raise AuditUnavailableError(
+                    f"audit writer process for {self._where} was not ready within "
+                    f"{_PROCESS_START_TIMEOUT:g}s"
+                )
+        try:
+            reply: tuple[Any, ...] = conn.recv()
+        except (EOFError, OSError) as exc:
+            raise AuditError(
+                f"audit writer process for {self._where} exited before it was ready"
+            ) from exc
+        if reply[0] == "error":
+            error_type = _STARTUP_ERRORS.get(reply[1], AuditError)
+            raise error_type(reply[2])
+        return reply
+
+    def _feed_forever(self) -> None:
+        queue, wakeup = self._queue, self._wakeup
+        while True:
+            wakeup.wait(self._flush_interval)
+            wakeup.clear()
+            while self._batch_due() and not self._abort.is_set() and self._dead is None:
+                self._send_batch()
+            if self._abort.is_set() or self._dead is not None:
+                self._abandon()
+                return
+            if self._stopping and not queue:
+                return
+
+    def _send_batch(self) -> None:
+        from govbus.audit.process import encode_batch
+
+        events, waiters = self._take_batch()
+        with self._pending_lock:
+            if self._dead is not None:
+                self._uncommitted += len(events)
+                self._finish_waiters(waiters, AuditUnavailableError(self._dead))
+                return
+            if not events:
+                if self._pending:
+                    # Waiters only: they are done when the last batch sent before them is.
+                    self._pending[next(reversed(self._pending))][1].extend(waiters)
+                else:
+                    self._finish_waiters(waiters, None)
+                return
+            self._next_batch += 1
+            batch_id = self._next_batch
+            self._pending[batch_id] = [len(events), waiters]
+        payload = encode_batch(batch_id, events)
+        # A dead child shows up as EOF in the reader thread, which fails this batch's waiters.
+        with contextlib.suppress(OSError):
+            self._conn.send_bytes(payload)
+
+    def _read_forever(self) -> None:
+        conn = self._conn
+        try:
+            while True:
+                reply = conn.recv()
+                kind = reply[0]
+                if kind == "committed":
+                    with self._pending_lock:
+                        _, waiters = self._pending.pop(reply[1])
+                    self._last_error = None
+                    self._progress += 1
+                    self._finish_waiters(waiters, None)
+                elif kind == "failed":
+                    with self._pending_lock:
+                        count, waiters = self._pending.pop(reply[1])
+                        self._uncommitted += count
+                    self._last_error = reply[2]
+                    self._finish_waiters(waiters, self._abandon_error())
+                elif kind == "error":
+                    self._last_error = reply[1]
+                elif kind == "log":
+                    # The child's warnings (retries, re-chaining) belong in our logs.
+                    logging.getLogger(reply[1]).log(reply[2], "%s", reply[3])
+                elif kind == "closed":
+                    return
+        except (EOFError, OSError):
+            pass
+        self._on_child_exit()
+
+    def _on_child_exit(self) -> None:
+        """The child is gone without being asked to close: fail closed."""
+        with self._process_lock:
+            self._process.join(1.0)
+            code = self._process.exitcode
+        queued = sum(1 for item in list(self._queue) if type(item) is not _Waiter)
+        with self._pending_lock:
+            lost = list(self._pending.values())
+            self._pending.clear()
+            in_flight = sum(count for count, _ in lost)
+            self._uncommitted += in_flight
+            self._dead = (
+                f"audit writer process exited with code {code}; "
+                f"{in_flight + queued} events not committed"
+            )
+        self._accepting = False
+        _log.error("%s (chain %r at %s)", self._dead, self._node, self._where)
+        error = AuditUnavailableError(self._dead)
+        self._finish_waiters([w for _, waiters in lost for w in waiters], error)
+        self._wakeup.set()  # the feeder fails what is still queued, then exits
+
+    def _stop_process(self) -> None:
+        """Stop the feeder, ask the child to finish and exit, and reap it (bounded)."""
+        bound = self._write_timeout + 5.0
+        if self._thread is not None:
+            self._thread.join(bound)
+        if self._dead is None:
+            with contextlib.suppress(OSError):
+                self._conn.send_bytes(b"C")  # govbus.audit.process.CLOSE
+        with self._process_lock:
+            if not _reap(self._process, bound):
+                _log.error("audit writer process for %s did not exit; killed it", self._where)
+        for thread in (self._reader_thread, self._thread):
+            if thread is not None:
+                thread.join(5.0)
+        with self._pending_lock:
+            # Killed with batches in flight: the reader counted them, unless it never ran.
+            self._uncommitted += sum(count for count, _ in self._pending.values())
+            self._pending.clear()
+        if self._finalizer is not None:
+            self._finalizer.cancel()
+        self._conn.close()
+        self._child_abort.close()
+        self._process.close()
+        self._process = None
 
     # -- reading --------------------------------------------------------------------------
 

@@ -93,8 +93,10 @@ class Actor(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     subject: str = Field(min_length=1, max_length=256)
-    roles: tuple[str, ...] = ()
-    tenant: str | None = None
+    roles: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = Field(
+        default=(), max_length=64
+    )
+    tenant: str | None = Field(default=None, max_length=128)
 
     def has_any_role(self, roles: frozenset[str] | set[str]) -> bool:
         return not roles.isdisjoint(self.roles)
@@ -103,6 +105,9 @@ class Actor(BaseModel):
 class Message(BaseModel):
     """A typed, classified envelope. Frozen: derive new messages with :meth:`reply`,
     :meth:`caused` or :meth:`evolve`.
+
+    Every field but ``payload`` and ``metadata`` has a hard size bound, so the ``length``
+    check's content measure (payload plus metadata) bounds the whole envelope.
 
     Example:
         >>> m = Message(type="portfolio.analyze", sender="web", payload={"account": "A-1"})
@@ -128,12 +133,12 @@ class Message(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     actor: Actor | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-    correlation_id: str | None = None
-    causation_id: str | None = None
+    correlation_id: str | None = Field(default=None, max_length=128)
+    causation_id: str | None = Field(default=None, max_length=128)
     created_at: UtcDatetime = Field(default_factory=_now)
     deadline: UtcDatetime | None = None
     attempt: int = Field(default=1, ge=1)
-    signature: str | None = None
+    signature: str | None = Field(default=None, max_length=1024)
 
     # -- wire format ---------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from govbus.audit import AuditEvent, AuditStore, Durability, MemoryAuditStore, SqlAuditStore
 from govbus.bus import Bus, InMemoryBus
@@ -68,11 +68,15 @@ def make_bus(url: str) -> Bus:
     raise ConfigError(f"unknown bus URL {url!r}: expected memory:// or nats://HOST:PORT")
 
 
-def make_audit(url: str) -> AuditStore:
-    """An audit store from a URL: ``memory://`` or any SQLAlchemy URL or SQLite file path."""
+def make_audit(url: str, *, writer: Literal["process", "thread"] = "process") -> AuditStore:
+    """An audit store from a URL: ``memory://`` or any SQLAlchemy URL or SQLite file path.
+
+    ``writer="process"`` (the default) seals and inserts records in a child process, so the
+    audit log costs the event loop's core almost nothing; ``"thread"`` keeps it in-process.
+    """
     if url in ("memory://", "memory"):
         return MemoryAuditStore()
-    return SqlAuditStore(url)
+    return SqlAuditStore(url, writer=writer)
 
 
 class App:
@@ -92,6 +96,8 @@ class App:
         clock: the UTC clock (tests inject a fake one).
         alert: called on every fallback and failure.
         default_timeout: seconds a request waits when no timeout is given.
+        audit_writer: for an audit URL, seal and insert records in a child ``process``
+            (default: the event loop's core stays free) or in a ``thread``.
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class App:
         default_timeout: float = 30.0,
         node: str | None = None,
         check_kinds: CheckKindRegistry | None = None,
+        audit_writer: Literal["process", "thread"] = "process",
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -138,6 +145,7 @@ class App:
             "bus": config.bus,
             "audit": config.audit.url,
             "durability": config.audit.durability,
+            "audit_writer": config.audit.writer,
             "default_timeout": config.default_timeout,
             "node": config.node,
         }

@@ -8,12 +8,14 @@ Example::
     audit:
       url: sqlite:///.govbus/audit.db  # any SQLAlchemy URL; a bare path means SQLite
       durability: batch                # batch | sync
+      writer: process                  # process (default) | thread
     default_timeout: 30
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +31,7 @@ class AuditConfig(BaseModel):
 
     url: str = DEFAULT_AUDIT_URL
     durability: Durability = "batch"
+    writer: Literal["process", "thread"] = "process"
 
 
 class AppConfig(BaseModel):

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
-import orjson
-
 from govbus.audit import AuditEvent, AuditStore, Durability
 from govbus.bus import Bus, Delivery, Subscription
 from govbus.envelope import (
@@ -348,7 +346,7 @@ class Orchestrator:
             return DispatchReport(message.id, ())
         scan = MessageScan(message)
         sender_card = self.registry.card(message.sender)
-        payload_hash = _payload_hash(message)
+        payload_hash = hashlib.sha256(scan.payload_json).hexdigest()
         relay = _reply_address(message, cause)
         decisions = []
         for card, address in targets:
@@ -893,7 +891,3 @@ def _reply_address(message: Message, cause: Message | None) -> str | None:
     ):
         return cause.metadata.get(REPLY_TO)
     return None
-
-
-def _payload_hash(message: Message) -> str:
-    return hashlib.sha256(orjson.dumps(message.payload, option=orjson.OPT_SORT_KEYS)).hexdigest()

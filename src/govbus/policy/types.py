@@ -13,6 +13,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TypeAlias
 
+import orjson
+
 from govbus.envelope import Classification, Message
 from govbus.registry.card import AgentCard
 
@@ -86,20 +88,37 @@ class MessageScan:
     Everything is lazy: a policy that never asks for the text never pays for it.
     """
 
-    __slots__ = ("_size", "_strings", "_text", "message")
+    __slots__ = ("_payload_json", "_size", "_strings", "_text", "message")
 
     def __init__(self, message: Message) -> None:
         self.message = message
+        self._payload_json: bytes | None = None
         self._size: int | None = None
         self._strings: tuple[tuple[tuple[str | int, ...], str], ...] | None = None
         self._text: str | None = None
 
     @property
-    def wire_size(self) -> int:
-        """Size in bytes of the envelope's wire form."""
+    def payload_json(self) -> bytes:
+        """The payload as compact JSON with sorted keys (what the audit log hashes)."""
+        if self._payload_json is None:
+            self._payload_json = orjson.dumps(self.message.payload, option=orjson.OPT_SORT_KEYS)
+        return self._payload_json
+
+    @property
+    def content_size(self) -> int:
+        """Bytes of the message's content: payload and metadata as compact JSON.
+
+        The envelope's other fields are bounded by the envelope schema, so this is what can
+        grow; it costs a fraction of serializing the whole envelope.
+        """
         if self._size is None:
-            self._size = len(self.message.to_json())
+            self._size = len(self.payload_json) + len(orjson.dumps(self.message.metadata))
         return self._size
+
+    @property
+    def wire_size(self) -> int:
+        """Exact size in bytes of the envelope's wire form (serializes the whole envelope)."""
+        return len(self.message.to_json())
 
     @property
     def strings(self) -> tuple[tuple[tuple[str | int, ...], str], ...]:

@@ -1,4 +1,9 @@
-"""SqlAuditStore on SQLite files: writer thread, durability, restarts, failures, tampering."""
+"""SqlAuditStore on SQLite files: writer thread and process, durability, restarts, failures,
+tampering.
+
+The store's behaviour tests run once per writer mode (``writer`` fixture); tests of reading and
+tampering, which do not depend on where the writer runs, only with the thread.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import asyncio
 import doctest
 import itertools
 import logging
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -51,13 +58,24 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
+@pytest.fixture(params=["thread", "process"])
+def writer(request: pytest.FixtureRequest) -> str:
+    """Where the store under test seals and inserts."""
+    return str(request.param)
+
+
+THREAD_ONLY = pytest.mark.parametrize("writer", ["thread"])
+PROCESS_ONLY = pytest.mark.parametrize("writer", ["process"])
+
+
 @pytest.fixture
-async def make_store(db: Path) -> AsyncIterator[MakeStore]:
+async def make_store(db: Path, writer: str) -> AsyncIterator[MakeStore]:
     """Build stores (on ``db`` unless a URL is given) and close every one after the test."""
     stores: list[SqlAuditStore] = []
 
     def make(url: str | None = None, **kwargs: Any) -> SqlAuditStore:
         kwargs.setdefault("node", "host-1")
+        kwargs.setdefault("writer", writer)
         store = SqlAuditStore(url or str(db), **kwargs)
         stores.append(store)
         return store
@@ -101,7 +119,9 @@ def exists(path: Path) -> bool:
 
 
 def writer_threads(node: str) -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == f"govbus-audit-writer[{node}]"]
+    """The store's threads: the writer, or the feeder and reader of a writer process."""
+    names = {f"govbus-audit-{role}[{node}]" for role in ("writer", "reader")}
+    return [t for t in threading.enumerate() if t.name in names]
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
@@ -142,7 +162,7 @@ async def test_submit_before_start_is_refused(make_store: MakeStore) -> None:
 async def test_close_is_idempotent_and_stops_the_writer(make_store: MakeStore) -> None:
     store = make_store(node="closing")
     await store.start()
-    assert len(writer_threads("closing")) == 1
+    assert len(writer_threads("closing")) == (1 if store.writer == "thread" else 2)
     await store.close()
     await store.close()
     assert writer_threads("closing") == []
@@ -178,6 +198,7 @@ async def test_a_file_in_place_of_the_directory_gives_an_error_naming_it(
         await make_store(str(path)).start()
 
 
+@THREAD_ONLY
 async def test_relative_sqlite_urls_and_bare_paths_resolve_against_the_cwd(
     make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -350,6 +371,7 @@ async def test_awkward_values_round_trip_and_verify(make_store: MakeStore) -> No
 # -- reading --------------------------------------------------------------------------------
 
 
+@THREAD_ONLY
 async def test_reading_pages_through_chains_in_node_order(make_store: MakeStore, db: Path) -> None:
     for node in ("b-node", "a-node"):
         store = make_store(node=node)
@@ -487,6 +509,7 @@ async def test_the_spool_seam_is_offered_each_persistently_failing_batch(
         "changed-head",
     ],
 )
+@THREAD_ONLY
 async def test_tampering_is_detected_and_the_record_named(
     make_store: MakeStore, db: Path, statements: list[str], seq: int | None, problem: str
 ) -> None:
@@ -521,3 +544,156 @@ def test_docstring_examples_run() -> None:
     results = doctest.testmod(govbus.audit.sql)
     assert results.attempted > 0
     assert results.failed == 0
+
+
+# -- the writer process ---------------------------------------------------------------------
+
+
+def writer_processes(node: str) -> list[int]:
+    """Pids of live writer children for ``node`` (their command line names the module)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if b"govbus.audit.process" in argv and node.encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@PROCESS_ONLY
+async def test_the_writer_process_is_another_process_and_is_gone_after_close(
+    make_store: MakeStore, db: Path
+) -> None:
+    store = make_store(node="proc")
+    assert store.writer_pid is None
+    await store.start()
+    pid = store.writer_pid
+    assert pid is not None
+    assert pid != os.getpid()
+    assert writer_processes("proc") == [pid]
+    await write_n(store, 3)
+    assert count(db) == 3
+    await store.close()
+    assert store.writer_pid is None
+    assert writer_processes("proc") == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # exited and reaped, not a zombie we forgot
+
+
+@THREAD_ONLY
+async def test_thread_mode_has_no_writer_pid(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.start()
+    assert store.writer_pid is None
+
+
+@PROCESS_ONLY
+async def test_a_killed_writer_process_fails_waiters_and_submit_closed(
+    make_store: MakeStore, db: Path
+) -> None:
+    store = make_store(f"sqlite:///{db}?timeout=0.02", write_timeout=30.0)
+    await store.start()
+    await write_n(store, 3)
+    pid = store.writer_pid
+    assert pid is not None
+    with locked(db):  # the next batch stays in flight in the child, retrying
+        pending = asyncio.ensure_future(store.write(event(3)))
+        await wait_until(lambda: store.pending == 0)
+        await asyncio.sleep(0.1)
+        assert not pending.done()
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailableError, match=r"exited with code -9; 1 events not"):
+            await asyncio.wait_for(pending, 10)
+        assert time.monotonic() - started < 5  # not write_timeout: the death is noticed at once
+    with pytest.raises(AuditUnavailableError, match="exited with code -9"):
+        store.submit(event(4))
+    with pytest.raises(AuditUnavailableError, match="exited with code -9"):
+        await store.write(event(4))
+    with pytest.raises(AuditUnavailableError, match="exited with code -9"):
+        await store.flush()
+    report = await store.verify()
+    assert report.ok
+    assert report.records == 3
+    with pytest.raises(AuditUnavailableError, match="closed with 1 events not committed"):
+        await store.close()
+    assert writer_processes("host-1") == []
+    assert writer_threads("host-1") == []
+
+
+@PROCESS_ONLY
+async def test_a_startup_error_in_the_child_leaves_no_process_behind(
+    make_store: MakeStore,
+) -> None:
+    store = make_store("/proc/govbus-test/audit.db", node="bad")
+    with pytest.raises(AuditError, match="cannot create audit database at /proc/govbus-test/audit"):
+        await store.start()
+    assert writer_processes("bad") == []
+    assert store.writer_pid is None
+
+
+@PROCESS_ONLY
+async def test_a_chain_continues_across_thread_and_process_writers(
+    make_store: MakeStore, db: Path
+) -> None:
+    for i, writer in enumerate(["thread", "process", "thread"]):
+        store = make_store(writer=writer)
+        await store.start()
+        await write_n(store, 2, start=2 * i)
+        await store.close()
+    assert [r.data["i"] for r in iter_records_url(str(db))] == list(range(6))
+    assert verify_url(str(db)).chains == {"host-1": 6}
+
+
+async def test_the_default_node_is_named_after_the_parent_process(db: Path) -> None:
+    store = SqlAuditStore(str(db))
+    await store.start()
+    try:
+        await store.write(event(0))
+    finally:
+        await store.close()
+    assert rows(db, "SELECT node FROM audit_records") == [(default_node_name(),)]
+
+
+class _Local:
+    def __str__(self) -> str:
+        return "local-value"
+
+
+@PROCESS_ONLY
+async def test_values_that_do_not_pickle_are_recorded_as_the_thread_records_them(
+    make_store: MakeStore,
+) -> None:
+    odd = AuditEvent(
+        kind="admin",
+        ts=T0,
+        outcome="ok",
+        sender=_Local(),  # type: ignore[arg-type]
+        data={"f": lambda: None, "lock": threading.Lock()},
+    )
+    got = {}
+    for writer in ("thread", "process"):
+        store = make_store(writer=writer, node=writer)
+        await store.start()
+        await store.write(odd)
+        await store.write(event(1, where=_Local()))  # pickles, but only by reference
+        got[writer] = [(r.sender, r.data) async for r in store.records(node=writer)]
+        assert (await store.verify()).ok
+    assert got["process"] == got["thread"]
+    assert got["thread"][0][0] == "local-value"
+    assert "not JSON-serializable" in got["thread"][0][1]["govbus_audit_note_data"]
+
+
+def test_a_spool_subclass_is_refused_in_process_mode(db: Path) -> None:
+    class Spooling(SqlAuditStore):
+        def _on_persistent_failure(self, rows: list[dict[str, Any]], error: BaseException) -> bool:
+            return True
+
+    with pytest.raises(ValueError, match="needs writer='thread'"):
+        Spooling(str(db), writer="process")
+    Spooling(str(db), writer="thread")

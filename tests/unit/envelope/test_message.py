@@ -160,3 +160,15 @@ def test_type_pattern_globs() -> None:
     assert not p.matches("portfolios.x")
     with pytest.raises(ValueError, match="invalid type pattern"):
         TypePattern(["Bad Glob!"])
+
+
+def test_header_fields_are_bounded() -> None:
+    """Only payload and metadata may grow; the length check measures exactly those."""
+    with pytest.raises(EnvelopeError, match="roles"):
+        Message.from_dict(
+            {"type": "a.b", "from": "x", "actor": {"subject": "u", "roles": ["r"] * 65}}
+        )
+    with pytest.raises(EnvelopeError, match="correlation_id"):
+        Message.from_dict({"type": "a.b", "from": "x", "correlation_id": "c" * 129})
+    with pytest.raises(EnvelopeError, match="signature"):
+        Message.from_dict({"type": "a.b", "from": "x", "signature": "s" * 1025})

@@ -1,13 +1,21 @@
-"""``length``: deny messages whose wire form is larger than a limit.
+"""``length``: deny messages larger than a limit.
 
 ```yaml
 - id: size
   use: length
   max_bytes: 65536
+  measure: content      # content (default) | envelope
 ```
+
+``content`` measures the payload and the metadata as compact JSON: the parts of a message that
+can grow (every other envelope field has a hard bound in the envelope schema). It reuses the
+payload serialization the audit log needs anyway. ``envelope`` measures the exact wire form,
+at the cost of serializing the whole envelope on every hop.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, StrictInt
 
@@ -19,26 +27,36 @@ class LengthParams(CheckParams):
     """Parameters of ``length``.
 
     Attributes:
-        max_bytes: the largest allowed envelope, in bytes of its wire (JSON) form.
+        max_bytes: the largest allowed size in bytes.
+        measure: ``content`` (payload and metadata as compact JSON) or ``envelope`` (the
+            whole wire form).
     """
 
     max_bytes: StrictInt = Field(gt=0)
+    measure: Literal["content", "envelope"] = "content"
 
 
 @CHECK_KINDS.register(
     "length",
     params=LengthParams,
-    summary="Deny any message whose wire form is larger than max_bytes bytes.",
+    summary="Deny any message whose content (or whole envelope) is larger than max_bytes.",
 )
 def build(params: LengthParams, ctx: LoadContext) -> CheckFn:
     """Build the ``length`` check."""
     limit = params.max_bytes
-    reason = f"message is larger than {limit} bytes"
+    what = "content" if params.measure == "content" else "envelope"
+    reason = f"message {what} is larger than {limit} bytes"
 
-    def length(inp: CheckInput) -> Decision:
+    def content_length(inp: CheckInput) -> Decision:
+        size = inp.scan.content_size
+        if size <= limit:
+            return ALLOW
+        return Deny("too_large", reason, {"size": size, "limit": limit, "measure": what})
+
+    def envelope_length(inp: CheckInput) -> Decision:
         size = inp.scan.wire_size
         if size <= limit:
             return ALLOW
-        return Deny("too_large", reason, {"size": size, "limit": limit})
+        return Deny("too_large", reason, {"size": size, "limit": limit, "measure": what})
 
-    return length
+    return content_length if params.measure == "content" else envelope_length
