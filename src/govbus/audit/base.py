@@ -47,6 +47,10 @@ class AuditEvent(NamedTuple):
     recipient: str | None = None
     policy_sha256: str | None = None
     data: Mapping[str, Any] = MappingProxyType({})
+    #: The message payload as canonical JSON bytes, or None. The store records its sha256 as
+    #: ``data["payload_sha256"]`` and never stores the bytes: hashing is the writer's work,
+    #: off the event loop.
+    payload: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

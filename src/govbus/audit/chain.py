@@ -224,7 +224,7 @@ def _fast_fields(node: str, seq: int, prev_hash: str, event: AuditEvent) -> dict
         "sender": sender,
         "recipient": recipient,
         "policy_sha256": policy,
-        "data": orjson.dumps(event.data, option=_SORT_KEYS, default=_json_default),
+        "data": orjson.dumps(_with_payload_hash(event), option=_SORT_KEYS, default=_json_default),
         "prev_hash": prev_hash,
     }
 
@@ -239,6 +239,15 @@ def _text(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
+def _with_payload_hash(event: AuditEvent) -> Any:
+    """``event.data``, plus the payload's sha256 when the event carries the payload bytes."""
+    payload = event.payload
+    if payload is None:
+        return event.data
+    digest = hashlib.sha256(payload if isinstance(payload, bytes) else bytes(payload))
+    return {**event.data, "payload_sha256": digest.hexdigest()}
+
+
 def _coerced_fields(node: str, seq: int, prev_hash: str, event: AuditEvent) -> dict[str, Any]:
     notes: dict[str, str] = {}
     try:
@@ -247,7 +256,7 @@ def _coerced_fields(node: str, seq: int, prev_hash: str, event: AuditEvent) -> d
         notes["govbus_audit_note_ts"] = f"event ts unusable ({exc}); recorded the write time"
         ts_text = format_ts(datetime.now(UTC))
     try:
-        data = orjson.dumps(event.data, option=_SORT_KEYS, default=_json_default)
+        data = orjson.dumps(_with_payload_hash(event), option=_SORT_KEYS, default=_json_default)
     except TypeError as exc:
         notes["govbus_audit_note_data"] = f"event data not JSON-serializable: {exc}"
         data = b"{}"

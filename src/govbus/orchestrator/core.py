@@ -12,13 +12,13 @@ so ``request``/``gather`` work the same in one process or across many.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
 
 from govbus.audit import AuditEvent, AuditStore, Durability
@@ -45,6 +45,11 @@ from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
 from govbus.resilience import Watchdog, hop_budget
 
 log = logging.getLogger("govbus.orchestrator")
+
+#: Builds a NamedTuple from a full tuple of field values without its generated Python
+#: ``__new__`` (a measurable cost when several are built per hop).
+_new_tuple = tuple.__new__
+_NO_ATTRS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 SYSTEM_SENDER: Final = "govbus"
 DENIED: Final = "govbus.denied"
@@ -346,25 +351,15 @@ class Orchestrator:
             return DispatchReport(message.id, ())
         scan = MessageScan(message)
         sender_card = self.registry.card(message.sender)
-        payload_hash = hashlib.sha256(scan.payload_json).hexdigest()
         relay = _reply_address(message, cause)
         decisions = []
         for card, address in targets:
             evaluation = self.policy.evaluate(
-                CheckInput(
-                    message=message,
-                    recipient=card,
-                    sender=sender_card,
-                    now=now,
-                    scan=scan,
-                    cause=cause,
-                )
+                _new_tuple(CheckInput, (message, card, sender_card, now, scan, cause, _NO_ATTRS))
             )
             recipient = card.name if card is not None else (message.to or address)
             decisions.append(
-                await self._decide(
-                    message, evaluation, card, recipient, address, payload_hash, relay, now
-                )
+                await self._decide(message, evaluation, card, recipient, address, scan, relay, now)
             )
         return DispatchReport(message.id, tuple(decisions))
 
@@ -407,7 +402,7 @@ class Orchestrator:
         card: AgentCard | None,
         recipient: str,
         address: str,
-        payload_hash: str,
+        scan: MessageScan,
         relay: str | None,
         now: datetime,
     ) -> RecipientDecision:
@@ -428,7 +423,6 @@ class Orchestrator:
             "policy_version": self.policy.version,
             "checks": shape.checks,
             "classification": message.classification.value,
-            "payload_sha256": payload_hash,
         }
         if shape.noteworthy:
             data["findings"] = [
@@ -447,7 +441,15 @@ class Orchestrator:
             self._rare[f"denied:{check}"] += 1
             if card is not None:
                 self._stats(card.name).denied += 1
-            await self._audit("decision", "deny", message, recipient=recipient, data=data, ts=now)
+            await self._audit(
+                "decision",
+                "deny",
+                message,
+                recipient=recipient,
+                data=data,
+                ts=now,
+                payload=scan.payload_json,
+            )
             await self._answer(
                 message,
                 DENIED,
@@ -473,13 +475,21 @@ class Orchestrator:
         out = evaluation.message
         if self.signer is not None:
             out = self.signer.sign(out)
-        await self._audit("decision", "allow", message, recipient=recipient, data=data, ts=now)
+        await self._audit(
+            "decision",
+            "allow",
+            message,
+            recipient=recipient,
+            data=data,
+            ts=now,
+            payload=scan.payload_json,
+        )
         try:
             await self.bus.publish(out, address=address)
         except BusError as exc:
             await self._fail(message, card, exc.code, str(exc))
             return RecipientDecision(recipient, False, None, exc.code, str(exc))
-        return RecipientDecision(recipient, True)
+        return _new_tuple(RecipientDecision, (recipient, True, None, None, None))
 
     # -- steps 6-7: delivery and failure -------------------------------------------------------
 
@@ -839,18 +849,28 @@ class Orchestrator:
         recipient: str | None,
         data: dict[str, Any],
         ts: datetime | None = None,
+        payload: bytes | None = None,
     ) -> AuditEvent:
-        return AuditEvent(
-            kind=kind,
-            ts=ts or self.clock(),
-            outcome=outcome,
-            message_id=message.id if message else None,
-            correlation_id=(message.correlation_id or message.id) if message else None,
-            msg_type=message.type if message else None,
-            sender=message.sender if message else None,
-            recipient=recipient,
-            policy_sha256=self.policy.sha256,
-            data=data,
+        if message is None:
+            return AuditEvent(
+                kind, ts or self.clock(), outcome, policy_sha256=self.policy.sha256, data=data
+            )
+        # tuple.__new__ skips the NamedTuple's generated Python __new__: two events per hop.
+        return _new_tuple(
+            AuditEvent,
+            (
+                kind,
+                ts or self.clock(),
+                outcome,
+                message.id,
+                message.correlation_id or message.id,
+                message.type,
+                message.sender,
+                recipient,
+                self.policy.sha256,
+                data,
+                payload,
+            ),
         )
 
     def _record(
@@ -873,8 +893,9 @@ class Orchestrator:
         recipient: str | None,
         data: dict[str, Any],
         ts: datetime | None = None,
+        payload: bytes | None = None,
     ) -> None:
-        event = self._event(kind, outcome, message, recipient, data, ts)
+        event = self._event(kind, outcome, message, recipient, data, ts, payload)
         if self.durability == "sync":
             await self.audit.write(event)
         else:

@@ -46,6 +46,7 @@ __all__ = ["CompiledCheck", "Mode", "NameGlobs", "Policy", "When"]
 Mode: TypeAlias = Literal["enforce", "monitor"]
 
 _NO_EVIDENCE: Final[Mapping[str, Any]] = MappingProxyType({})
+_new_tuple = tuple.__new__
 
 
 class NameGlobs:
@@ -278,7 +279,12 @@ class Policy:
                 decision = Deny("check_error", f"{type(exc).__name__}: {exc}")
             elapsed = clock() - start
             if type(decision) is Allow:
-                append(CheckResult(check_id, kind, "allow", None, None, _NO_EVIDENCE, elapsed))
+                # tuple.__new__ skips the NamedTuple's generated __new__ (one per check per hop).
+                append(
+                    _new_tuple(
+                        CheckResult, (check_id, kind, "allow", None, None, _NO_EVIDENCE, elapsed)
+                    )
+                )
                 continue
             # Rare path: anything but a plain allow.
             result, obligation = _record(check_id, kind, enforcing, decision, inp, elapsed)
@@ -292,7 +298,7 @@ class Policy:
         if deciding is not None:
             return Evaluation(False, inp.message, tuple(results), deciding)
         if obligations is None:
-            return Evaluation(True, inp.message, tuple(results))
+            return _new_tuple(Evaluation, (True, inp.message, tuple(results), None, ()))
         return Evaluation(
             True,
             _apply(inp, obligations),
