@@ -52,7 +52,13 @@ from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from govbus.audit.base import GENESIS_HASH, AuditEvent, AuditRecord, VerifyReport
-from govbus.audit.chain import ChainVerifier, chain_row, default_node_name, row_to_record
+from govbus.audit.chain import (
+    HASHED_FIELDS,
+    ChainVerifier,
+    chain_row,
+    default_node_name,
+    row_to_record,
+)
 from govbus.errors import AuditError, AuditUnavailableError, ChainBrokenError
 
 __all__ = [
@@ -119,22 +125,7 @@ audit_heads = sa.Table(
     sa.Column("hash", sa.String, nullable=False),
 )
 
-_RECORD_COLUMNS: Final = (
-    "node",
-    "seq",
-    "ts",
-    "kind",
-    "outcome",
-    "message_id",
-    "correlation_id",
-    "msg_type",
-    "sender",
-    "recipient",
-    "policy_sha256",
-    "data",
-    "prev_hash",
-    "hash",
-)
+_RECORD_COLUMNS: Final = (*HASHED_FIELDS, "hash")
 
 
 def _create_v1(conn: Connection) -> None:

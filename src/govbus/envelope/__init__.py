@@ -17,6 +17,7 @@ from govbus.envelope.model import (
     Classification,
     Message,
 )
+from govbus.envelope.ranked import RankedStrEnum
 from govbus.envelope.routing import TypePattern, glob_match, validate_glob
 from govbus.envelope.signing import HmacSigner
 
@@ -33,6 +34,7 @@ __all__ = [
     "Classification",
     "HmacSigner",
     "Message",
+    "RankedStrEnum",
     "TypePattern",
     "glob_match",
     "new_id",

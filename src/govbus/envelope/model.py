@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from govbus.envelope.ids import new_id
+from govbus.envelope.ranked import RankedStrEnum
 from govbus.errors import EnvelopeError
 
 SPEC_VERSION: Final = "govbus/1"
@@ -32,7 +32,7 @@ REPLY_TO: Final = "reply_to"
 _TYPE_PATTERN = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
 
 
-class Classification(StrEnum):
+class Classification(RankedStrEnum):
     """Data classification, ordered ``public < internal < pii < secret``.
 
     >>> Classification.PII > Classification.INTERNAL
@@ -43,35 +43,6 @@ class Classification(StrEnum):
     INTERNAL = "internal"
     PII = "pii"
     SECRET = "secret"
-
-    @property
-    def rank(self) -> int:
-        return _CLASS_RANK[self]
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Classification):
-            return NotImplemented
-        return _CLASS_RANK[self] < _CLASS_RANK[other]
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Classification):
-            return NotImplemented
-        return _CLASS_RANK[self] <= _CLASS_RANK[other]
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Classification):
-            return NotImplemented
-        return _CLASS_RANK[self] > _CLASS_RANK[other]
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Classification):
-            return NotImplemented
-        return _CLASS_RANK[self] >= _CLASS_RANK[other]
-
-    __hash__ = str.__hash__
-
-
-_CLASS_RANK: Final = {c: i for i, c in enumerate(Classification)}
 
 
 def _utc(value: datetime) -> datetime:

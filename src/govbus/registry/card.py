@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from govbus.envelope import Classification, TypePattern, validate_glob
+from govbus.envelope import Classification, RankedStrEnum, TypePattern, validate_glob
 
 _NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,63}$"
 
 
-class Risk(StrEnum):
+class Risk(RankedStrEnum):
     """Risk class, ordered ``low < medium < high < critical``."""
 
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RISK_RANK[self]
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Risk):
-            return NotImplemented
-        return _RISK_RANK[self] < _RISK_RANK[other]
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Risk):
-            return NotImplemented
-        return _RISK_RANK[self] <= _RISK_RANK[other]
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Risk):
-            return NotImplemented
-        return _RISK_RANK[self] > _RISK_RANK[other]
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Risk):
-            return NotImplemented
-        return _RISK_RANK[self] >= _RISK_RANK[other]
-
-    __hash__ = str.__hash__
-
-
-_RISK_RANK: Final = {r: i for i, r in enumerate(Risk)}
 
 
 class ModelRef(BaseModel):

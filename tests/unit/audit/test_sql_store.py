@@ -550,17 +550,25 @@ def test_docstring_examples_run() -> None:
 
 
 def writer_processes(node: str) -> list[int]:
-    """Pids of live writer children for ``node`` (their command line names the module)."""
+    """Pids of this test process's live writer children for ``node``.
+
+    Only our own children count: other test runs on the machine have writers too.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+            state, ppid = (entry / "stat").read_text().split(")")[-1].split()[:2]
         except OSError:
             continue
-        if b"govbus.audit.process" in argv and node.encode() in argv and state != "Z":
+        if (
+            int(ppid) == os.getpid()
+            and state != "Z"
+            and b"govbus.audit.process" in argv
+            and node.encode() in argv
+        ):
             found.append(int(entry.name))
     return found
 
