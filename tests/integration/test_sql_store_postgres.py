@@ -155,7 +155,7 @@ async def test_a_second_writer_on_the_same_chain_is_re_chained_after_it(
     await a.start()
     await b.start()
     await a.write(event(0))
-    with caplog.at_level(logging.WARNING, logger="govbus.audit.sql"):
+    with caplog.at_level(logging.WARNING, logger="govbus.audit"):
         await b.write(event(1))
     assert "re-chaining a batch of 1 records" in caplog.text
     report = verify_url(URL, node=node)

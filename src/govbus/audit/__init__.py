@@ -15,8 +15,9 @@ from govbus.audit.base import (
     VerifyReport,
 )
 from govbus.audit.chain import record_hash, verify_records
+from govbus.audit.database import count_url, iter_records_url, verify_url
 from govbus.audit.memory import MemoryAuditStore
-from govbus.audit.sql import SqlAuditStore, count_url, iter_records_url, verify_url
+from govbus.audit.sql import SqlAuditStore
 
 __all__ = [
     "GENESIS_HASH",

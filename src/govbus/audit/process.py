@@ -1,7 +1,7 @@
 """The audit writer process: the child side of ``SqlAuditStore(..., writer="process")``.
 
 The parent's feeder thread sends batches of events as plain tuples; this process seals them into
-the chain and inserts them with the same :class:`~govbus.audit.sql._ChainWriter` the writer
+the chain and inserts them with the same :class:`~govbus.audit.writer.ChainWriter` the writer
 thread uses, so hashing and inserts run on another core instead of under the parent's GIL.
 
 Wire format on the duplex pipe (one message per ``send_bytes``/``send``):
@@ -33,7 +33,7 @@ import orjson
 
 from govbus.audit.base import AuditEvent
 from govbus.audit.chain import canonical_bytes
-from govbus.audit.sql import _ChainWriter
+from govbus.audit.writer import ChainWriter
 from govbus.errors import AuditError
 
 __all__ = ["CLOSE", "decode_batch", "encode_batch", "writer_main"]
@@ -155,7 +155,7 @@ def decode_batch(payload: bytes) -> tuple[int, list[AuditEvent]]:
 
 
 class _PipeAbort:
-    """The abort flag as :class:`~govbus.audit.sql._ChainWriter` wants it, read from a pipe.
+    """The abort flag as :class:`~govbus.audit.writer.ChainWriter` wants it, read from a pipe.
 
     Set once the parent wrote anything to its end, or closed it (the parent is gone).
     """
@@ -214,7 +214,7 @@ def writer_main(conn: Any, abort: Any, url: Any, node: str, write_timeout: float
 
 def _serve(conn: Any, abort: _PipeAbort, url: Any, node: str, write_timeout: float) -> None:
     send = conn.send
-    chain = _ChainWriter(
+    chain = ChainWriter(
         url,
         node,
         write_timeout=write_timeout,

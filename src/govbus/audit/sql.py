@@ -7,692 +7,62 @@ as few statements as the database allows (multi-row INSERT on SQLite, COPY on Po
 moves the node's head row in the same transaction. ``write()`` waits for
 the commit of its batch, so concurrent ``write()`` callers share commits (group commit).
 
-With ``writer="process"`` the sealing and inserts run in a spawned child process instead
-(:mod:`govbus.audit.process`), so they no longer share the event loop's GIL: a feeder thread
+With ``writer="process"`` the sealing and inserts run in a child interpreter instead
+(``python -m govbus.audit.process``), so they no longer share the event loop's GIL: a feeder thread
 takes the same batches off the deque and pickles them, as plain tuples, down a pipe; a reader
 thread resolves ``write()``/``flush()`` waiters from the child's per-batch acknowledgements. Both
-modes drive one synchronous core, :class:`_ChainWriter` (open, migrate, resume, commit with
+modes drive one synchronous core, :class:`ChainWriter` (open, migrate, resume, commit with
 retries, re-chaining and coercion).
 
-Schema (SQLAlchemy Core, portable SQL)::
-
-    audit_schema_version(version)
-    audit_records(id PK, node, seq, ts, kind, outcome, message_id, correlation_id, msg_type,
-                  sender, recipient, policy_sha256, data, prev_hash, hash; UNIQUE(node, seq))
-    audit_heads(node PK, seq, hash)        -- the last record of each chain
-
-``ts`` is stored as the canonical RFC 3339 text the hash covers (it sorts chronologically), and
-``data`` as the canonical JSON text, so what is stored is exactly what was hashed.
+The schema and reading live in :mod:`govbus.audit.database`; the synchronous core both
+writer modes drive in :mod:`govbus.audit.writer`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import logging
 import multiprocessing.util
-import operator
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from multiprocessing.connection import Connection as _PipeConnection
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from govbus.audit.base import GENESIS_HASH, AuditEvent, AuditRecord, VerifyReport
+from govbus.audit.base import AuditEvent, AuditRecord, VerifyReport
 from govbus.audit.chain import (
-    HASHED_FIELDS,
-    ChainVerifier,
-    chain_row,
     default_node_name,
     row_to_record,
 )
+from govbus.audit.database import (
+    DEFAULT_URL,
+    PageKey,
+    db_error,
+    describe_url,
+    fetch_page,
+    normalize_url,
+    reading_engine,
+    require_tables,
+    verify_engine,
+)
+from govbus.audit.writer import (
+    ChainWriter,
+)
 from govbus.errors import AuditError, AuditUnavailableError, ChainBrokenError
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "SqlAuditStore",
-    "count_url",
-    "iter_records_url",
-    "normalize_url",
-    "verify_url",
-]
+__all__ = ["SqlAuditStore"]
 
-_log = logging.getLogger(__name__)
-
-DEFAULT_URL: Final = "sqlite:///.govbus/audit.db"
-
-# --------------------------------------------------------------------------------------------
-# Schema and migrations
-
-#: The schema version this code writes. Bump it together with a new entry in ``_MIGRATIONS``.
-SCHEMA_VERSION: Final = 1
-
-metadata = sa.MetaData()
-
-# Prefixed: the audit tables may live in an application's own database, which may well have
-# a "schema_version" table of its own.
-schema_version = sa.Table(
-    "audit_schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
-audit_records = sa.Table(
-    "audit_records",
-    metadata,
-    # SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere.
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-    # VARCHAR without a length everywhere: a length limit would turn one over-long sender name
-    # into a batch the database rejects forever, stalling the whole audit log.
-    sa.Column("node", sa.String, nullable=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("ts", sa.String, nullable=False),
-    sa.Column("kind", sa.String, nullable=False),
-    sa.Column("outcome", sa.String, nullable=False),
-    sa.Column("message_id", sa.String),
-    sa.Column("correlation_id", sa.String),
-    sa.Column("msg_type", sa.String),
-    sa.Column("sender", sa.String),
-    sa.Column("recipient", sa.String),
-    sa.Column("policy_sha256", sa.String),
-    sa.Column("data", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String, nullable=False),
-    sa.Column("hash", sa.String, nullable=False),
-    sa.UniqueConstraint("node", "seq", name="uq_audit_records_node_seq"),
-    sa.Index("ix_audit_records_message_id", "message_id"),
-    sa.Index("ix_audit_records_correlation_id", "correlation_id"),
-    sa.Index("ix_audit_records_ts", "ts"),
-)
-
-audit_heads = sa.Table(
-    "audit_heads",
-    metadata,
-    sa.Column("node", sa.String, primary_key=True),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("hash", sa.String, nullable=False),
-)
-
-_RECORD_COLUMNS: Final = (*HASHED_FIELDS, "hash")
-
-
-def _create_v1(conn: Connection) -> None:
-    # While version 1 is the newest, the table objects above *are* version 1. When version 2
-    # changes them, freeze this step's DDL here so old databases still migrate step by step.
-    audit_records.create(conn, checkfirst=True)
-    audit_heads.create(conn, checkfirst=True)
-
-
-#: ``_MIGRATIONS[n - 1]`` brings a database from version ``n - 1`` to ``n``. Append; never edit.
-_MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_create_v1,)
-
-
-_InsertRows = Callable[[Connection, list[dict[str, Any]]], None]
-_row_values = operator.itemgetter(*_RECORD_COLUMNS)
-
-
-def _batch_insert(engine: Engine) -> _InsertRows:
-    """The fastest way this database takes a batch of rows, as ``insert(conn, rows)``.
-
-    The writer shares the GIL with the event loop, so what matters is GIL time per row and how
-    often the writer has to win the GIL back. Measured with 100k rows in batches of 1000 on
-    SQLite, against a CPU-bound thread standing in for the loop: executemany releases the GIL
-    around every row's step and got 13k rows/s; multi-row VALUES with 250 rows per statement
-    got 70k rows/s (210k vs 145k rows/s uncontended). On PostgreSQL, psycopg's COPY got 23k
-    rows/s contended vs 9k for executemany (72k vs 49k uncontended); multi-row VALUES was
-    slower there. Other databases get SQLAlchemy's executemany.
-    """
-    quote = engine.dialect.identifier_preparer.quote
-    table = quote(audit_records.name)
-    columns = ", ".join(quote(name) for name in _RECORD_COLUMNS)
-    backend, driver = engine.dialect.name, engine.dialect.driver
-
-    if backend == "sqlite" and engine.dialect.paramstyle == "qmark":
-        max_variables = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-        per_statement = min(250, max_variables // len(_RECORD_COLUMNS))
-        one = "(" + ", ".join("?" * len(_RECORD_COLUMNS)) + ")"
-
-        @functools.lru_cache(maxsize=8)
-        def statement(n: int) -> str:
-            return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * n)
-
-        def insert_values(conn: Connection, rows: list[dict[str, Any]]) -> None:
-            flatten = itertools.chain.from_iterable
-            for start in range(0, len(rows), per_statement):
-                part = rows[start : start + per_statement]
-                conn.exec_driver_sql(statement(len(part)), tuple(flatten(map(_row_values, part))))
-
-        return insert_values
-
-    if backend == "postgresql" and driver == "psycopg":
-        copy_sql = f"COPY {table} ({columns}) FROM STDIN"
-
-        dbapi_error = engine.dialect.loaded_dbapi.Error
-
-        def insert_copy(conn: Connection, rows: list[dict[str, Any]]) -> None:
-            driver_conn: Any = conn.connection.driver_connection
-            try:
-                with driver_conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                    write_row = copy.write_row
-                    for values in map(_row_values, rows):
-                        write_row(values)
-            except dbapi_error as exc:
-                # Bypassing SQLAlchemy, so do what it would: drop a dead connection from the
-                # pool and raise its exception classes (the writer tells transient failures
-                # and chain conflicts apart by them).
-                if driver_conn.closed:
-                    conn.invalidate(exc)
-                raise sa.exc.DBAPIError.instance(
-                    copy_sql, None, exc, dbapi_error, dialect=engine.dialect
-                ) from exc
-
-        return insert_copy
-
-    insert = audit_records.insert()
-
-    def insert_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
-        conn.execute(insert, rows)
-
-    return insert_many
-
-
-def _migrate(engine: Engine, where: str) -> None:
-    """Create the schema or bring it up to :data:`SCHEMA_VERSION`, in one transaction."""
-    with engine.begin() as conn:
-        schema_version.create(conn, checkfirst=True)
-        found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-        current = int(found or 0)
-        if current > SCHEMA_VERSION:
-            raise AuditError(
-                f"audit database at {where} has schema version {current}, newer than this "
-                f"govbus understands ({SCHEMA_VERSION}); upgrade govbus"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            _MIGRATIONS[version - 1](conn)
-        if current == 0:
-            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-        elif current < SCHEMA_VERSION:
-            conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
-
-
-# --------------------------------------------------------------------------------------------
-# URLs and engines
-
-
-def normalize_url(url: str | URL) -> URL:
-    """Turn a database URL or a bare file path into the URL the store connects to.
-
-    A bare path (no ``://``) means a SQLite file. A relative SQLite path is made absolute against
-    the current working directory now, so a later ``chdir`` cannot switch files. A plain
-    ``postgresql://`` URL gets the psycopg 3 driver (the ``postgres`` extra).
-
-    Raises:
-        AuditError: the URL cannot be parsed or names an in-memory SQLite database (each
-            connection would see its own empty database; use ``MemoryAuditStore``).
-
-    Example:
-        >>> normalize_url("postgresql://u@db/audit").drivername
-        'postgresql+psycopg'
-    """
-    if isinstance(url, URL):
-        parsed = url
-    elif "://" not in url:
-        parsed = URL.create("sqlite", database=url)
-    else:
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise AuditError(f"cannot parse audit database URL {url!r}: {exc}") from exc
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:" or database.startswith("file::memory:"):
-            raise AuditError(
-                "an in-memory SQLite audit database is not supported (every connection would "
-                "see a different empty database); use a file path or MemoryAuditStore"
-            )
-        if not parsed.query.get("uri"):
-            parsed = parsed.set(database=os.path.abspath(os.path.expanduser(database)))
-    return parsed
-
-
-def _describe(url: URL) -> str:
-    """Where the store is, for error messages: the file for SQLite, else the URL sans password."""
-    if url.get_backend_name() == "sqlite" and url.database:
-        return url.database
-    return url.render_as_string(hide_password=True)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (verify, tail) run while the writer commits; synchronous=NORMAL makes a
-    # commit cost a WAL append instead of an fsync (durable against a process crash, not against
-    # a power cut, which is the usual trade for a log written at tens of thousands per second).
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def _make_engine(url: URL, *, writer: bool = True) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        # A generous busy timeout: several processes (one chain each) may share one file. A
-        # ``?timeout=`` in the URL overrides it.
-        connect_args = {} if "timeout" in url.query else {"timeout": 30.0}
-        engine = sa.create_engine(url, connect_args=connect_args)
-        if writer:  # switching to WAL is a write; a reader may look at a read-only copy
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return sa.create_engine(url)
-
-
-def _reading_engine(url: URL) -> Engine:
-    """An engine for reading only: never creates a SQLite file or directory."""
-    sqlite_file = url.get_backend_name() == "sqlite" and not url.query.get("uri")
-    if sqlite_file and url.database and not os.path.exists(url.database):
-        raise AuditError(f"no audit database at {url.database}")
-    return _make_engine(url, writer=False)
-
-
-def _short(exc: BaseException) -> str:
-    """The driver's own message (no SQL, no parameters), for errors and logs."""
-    return f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"
-
-
-def _db_error(action: str, where: str, exc: SQLAlchemyError, sqlite: bool) -> AuditError:
-    detail = getattr(exc, "orig", None) or exc
-    message = f"cannot {action} audit database at {where}: {detail}"
-    # A server that is down may come back; a SQLite file we cannot open will not.
-    if isinstance(exc, OperationalError) and not sqlite:
-        return AuditUnavailableError(message)
-    return AuditError(message)
-
-
-# --------------------------------------------------------------------------------------------
-# Reading (shared by the store, verify_url and the CLI)
-
-
-def _read_heads(conn: Connection, node: str | None) -> dict[str, tuple[int, str]]:
-    stmt = sa.select(audit_heads.c.node, audit_heads.c.seq, audit_heads.c.hash)
-    if node is not None:
-        stmt = stmt.where(audit_heads.c.node == node)
-    return {row.node: (int(row.seq), row.hash) for row in conn.execute(stmt)}
-
-
-_PageKey = tuple[str, int, int]
-_SELECT_RECORDS = sa.select(
-    *(audit_records.c[name] for name in _RECORD_COLUMNS), audit_records.c.id
-)
-
-
-def _fetch_page(
-    engine: Engine, node: str | None, after: _PageKey | None, limit: int
-) -> list[RowMapping]:
-    """One page of rows ordered by (node, seq, id), after the key of the previous page's last row.
-
-    Keyset paging keeps each query cheap however far into the log it is; ``id`` in the key makes
-    it exact even if a tampered database holds two rows with the same (node, seq).
-    """
-    c = audit_records.c
-    stmt = _SELECT_RECORDS.order_by(c.node, c.seq, c.id).limit(limit)
-    if node is not None:
-        stmt = stmt.where(c.node == node)
-        if after is not None:
-            stmt = stmt.where(sa.tuple_(c.seq, c.id) > sa.tuple_(after[1], after[2]))
-    elif after is not None:
-        stmt = stmt.where(sa.tuple_(c.node, c.seq, c.id) > sa.tuple_(*after))
-    with engine.connect() as conn:
-        return list(conn.execute(stmt).mappings())
-
-
-def _require_tables(engine: Engine, where: str) -> None:
-    with engine.connect() as conn:
-        if not sa.inspect(conn).has_table("audit_records"):
-            raise AuditError(f"no audit records at {where} (the audit_records table is missing)")
-
-
-def _iter_rows(engine: Engine, node: str | None, page_size: int) -> Iterator[RowMapping]:
-    after: _PageKey | None = None
-    while True:
-        rows = _fetch_page(engine, node, after, page_size)
-        yield from rows
-        if len(rows) < page_size:
-            return
-        last = rows[-1]
-        after = (last["node"], int(last["seq"]), int(last["id"]))
-
-
-def _verify_engine(engine: Engine, node: str | None, page_size: int) -> VerifyReport:
-    """Stream every record through a :class:`ChainVerifier` in pages (constant memory)."""
-    with engine.connect() as conn:
-        # Heads first: a live writer may append after this, so chains may run past their heads
-        # but never stop short of them.
-        heads = _read_heads(conn, node)
-    verifier = ChainVerifier(heads)
-    for row in _iter_rows(engine, node, page_size):
-        try:
-            record = row_to_record(row)
-        except Exception as exc:  # a stored ts or data that does not even parse
-            problem = (
-                f"record {row['seq']} of chain {row['node']!r}: stored row cannot be read "
-                f"({type(exc).__name__}: {exc}) (changed after writing?)"
-            )
-            verifier.fail(row["node"], row["seq"], problem, None)
-            break
-        if not verifier.add(record):
-            break
-    late: dict[str, tuple[int, str]] = {}
-    headless = verifier.nodes_without_head()
-    if headless and not verifier.broken:
-        # A chain that started after the heads were read has a head by now; a chain whose
-        # head row was deleted still has none.
-        with engine.connect() as conn:
-            late = {n: h for n, h in _read_heads(conn, node).items() if n in headless}
-    return verifier.finish(late_heads=late)
-
-
-def verify_url(
-    url: str | URL = DEFAULT_URL, *, node: str | None = None, page_size: int = 1000
-) -> VerifyReport:
-    """Verify every chain (or one) in the audit database at ``url``; synchronous.
-
-    Used by ``govbus audit verify [URL]``. Reads in pages, so memory stays constant. Safe to run
-    while writers are appending.
-
-    Args:
-        url: a SQLAlchemy URL or a SQLite file path.
-        node: verify only this chain.
-        page_size: records per query.
-
-    Raises:
-        AuditError: no database or no audit tables at ``url``, or it cannot be read.
-    """
-    target = normalize_url(url)
-    where = _describe(target)
-    engine = _reading_engine(target)
-    try:
-        _require_tables(engine, where)
-        return _verify_engine(engine, node, page_size)
-    except SQLAlchemyError as exc:
-        raise _db_error("read", where, exc, target.get_backend_name() == "sqlite") from exc
-    finally:
-        engine.dispose()
-
-
-def count_url(url: str | URL = DEFAULT_URL, *, node: str | None = None) -> int:
-    """Return how many audit records the database at ``url`` holds (for ``node`` only if given)."""
-    target = normalize_url(url)
-    where = _describe(target)
-    engine = _reading_engine(target)
-    try:
-        _require_tables(engine, where)
-        stmt = sa.select(sa.func.count()).select_from(audit_records)
-        if node is not None:
-            stmt = stmt.where(audit_records.c.node == node)
-        with engine.connect() as conn:
-            return int(conn.execute(stmt).scalar_one())
-    except SQLAlchemyError as exc:
-        raise _db_error("read", where, exc, target.get_backend_name() == "sqlite") from exc
-    finally:
-        engine.dispose()
-
-
-def iter_records_url(
-    url: str | URL = DEFAULT_URL, *, node: str | None = None, page_size: int = 1000
-) -> Iterator[AuditRecord]:
-    """Yield the records at ``url`` ordered by node then sequence, reading page by page."""
-    target = normalize_url(url)
-    where = _describe(target)
-    engine = _reading_engine(target)
-    try:
-        _require_tables(engine, where)
-        for row in _iter_rows(engine, node, page_size):
-            yield row_to_record(row)
-    except SQLAlchemyError as exc:
-        raise _db_error("read", where, exc, target.get_backend_name() == "sqlite") from exc
-    finally:
-        engine.dispose()
-
-
-# --------------------------------------------------------------------------------------------
-# The synchronous writer core (shared by the writer thread and the writer process)
-
-
-class _ChainConflictError(Exception):
-    """The head row moved under us: another process appended to this node's chain."""
-
-
-class _Abort(Protocol):
-    """What the writer core needs of an abort flag (``threading.Event`` or its
-    ``multiprocessing`` twin)."""
-
-    def is_set(self) -> bool: ...
-
-    def wait(self, timeout: float | None = None) -> bool: ...
-
-
-def _no_spool(rows: list[dict[str, Any]], error: BaseException) -> bool:
-    return False
-
-
-def _ignore(error: str) -> None:
-    return None
-
-
-class _ChainWriter:
-    """Opens the database and appends sealed batches to one node's chain; no asyncio.
-
-    The writer thread and the writer process (:mod:`govbus.audit.process`) both drive one of
-    these, so the retry, re-chaining and coercion rules exist once.
-
-    Args:
-        url: the normalized database URL.
-        node: the chain to append to.
-        write_timeout: how long a batch fails before it is offered to ``on_persistent_failure``.
-        abort: set to stop retrying (``commit`` then returns False).
-        on_persistent_failure: the spool seam, see :meth:`SqlAuditStore._on_persistent_failure`.
-        on_error: told the short text of every failed attempt (for waiters' error messages).
-    """
-
-    def __init__(
-        self,
-        url: URL,
-        node: str,
-        *,
-        write_timeout: float,
-        abort: _Abort,
-        on_persistent_failure: Callable[[list[dict[str, Any]], BaseException], bool] = _no_spool,
-        on_error: Callable[[str], None] = _ignore,
-    ) -> None:
-        self.url = url
-        self.where = _describe(url)
-        self.sqlite = url.get_backend_name() == "sqlite"
-        self.node = node
-        self.write_timeout = write_timeout
-        self.abort = abort
-        self.on_persistent_failure = on_persistent_failure
-        self.on_error = on_error
-        self.engine: Engine | None = None
-        self.seq = 0
-        self.hash = GENESIS_HASH
-        self.last_error: str | None = None
-        self._insert_rows: _InsertRows | None = None
-
-    def open(self) -> Engine:
-        """Create the SQLite directory, open the engine, migrate, resume the chain's head.
-
-        Raises:
-            AuditError: the SQLite file cannot be created or the schema is too new.
-            AuditUnavailableError: a database server cannot be reached.
-            ChainBrokenError: the chain has records but no head row.
-        """
-        url = self.url
-        if self.sqlite and url.database and not url.query.get("uri"):
-            path = Path(url.database)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                reason = exc.strerror or str(exc)
-                raise AuditError(f"cannot create audit database at {path}: {reason}") from exc
-        engine = _make_engine(url)
-        try:
-            _migrate(engine, self.where)
-            with engine.connect() as conn:
-                head = _read_heads(conn, self.node).get(self.node)
-                if head is None:
-                    last = conn.execute(
-                        sa.select(sa.func.max(audit_records.c.seq)).where(
-                            audit_records.c.node == self.node
-                        )
-                    ).scalar()
-                    if last is not None:
-                        raise ChainBrokenError(
-                            f"chain {self.node!r} in {self.where} has records up to {last} "
-                            "but no head row (head deleted, and maybe the tail with it?); run "
-                            "`govbus audit verify` and choose another node name"
-                        )
-        except SQLAlchemyError as exc:
-            engine.dispose()
-            raise _db_error("open", self.where, exc, self.sqlite) from exc
-        except BaseException:
-            engine.dispose()
-            raise
-        if head is not None:
-            self.seq, self.hash = head
-        self._insert_rows = _batch_insert(engine)
-        self.engine = engine
-        return engine
-
-    def dispose(self) -> None:
-        """Release the engine's connections."""
-        if self.engine is not None:
-            self.engine.dispose()
-            self.engine = None
-
-    def _prepare(
-        self, events: Sequence[AuditEvent], seq: int, prev: str, coerce: bool = False
-    ) -> list[dict[str, Any]]:
-        node = self.node
-        rows: list[dict[str, Any]] = []
-        append = rows.append
-        for event in events:
-            seq += 1
-            row = chain_row(node, seq, prev, event, coerce=coerce)
-            prev = row["hash"]
-            append(row)
-        return rows
-
-    def commit(self, events: Sequence[AuditEvent]) -> bool:
-        """Seal and insert one batch, retrying until it is committed; False if aborted."""
-        seq, prev = self.seq, self.hash
-        rows = self._prepare(events, seq, prev)
-        failing_since: float | None = None
-        attempt = 0
-        coerced = False
-        while True:
-            try:
-                self._insert(rows, seq, prev)
-                break
-            except (IntegrityError, _ChainConflictError) as exc:
-                head = self._head_or_none()
-                last = rows[-1]
-                if head == (last["seq"], last["hash"]):
-                    break  # an earlier attempt committed but its acknowledgement was lost
-                if head is not None and head != (seq, prev):
-                    _log.warning(
-                        "audit chain %r was extended by another writer (head %d); re-chaining "
-                        "a batch of %d records after it",
-                        self.node,
-                        head[0],
-                        len(rows),
-                    )
-                    seq, prev = head
-                    rows = self._prepare(events, seq, prev, coerced)
-                    continue
-                error: BaseException = exc  # the same head: a genuine constraint failure
-            except Exception as exc:
-                error = exc
-            if not coerced and not isinstance(error, OperationalError | _ChainConflictError):
-                # Not the connection but a value the database refuses (PostgreSQL takes no NUL
-                # in text): retrying as is would stall the log forever. Seal the batch again
-                # with every field coerced and cleaned; nothing of it was committed.
-                _log.warning("audit batch refused by %s (%s); coercing", self.where, _short(error))
-                coerced = True
-                rows = self._prepare(events, seq, prev, coerce=True)
-                continue
-            self.last_error = _short(error)
-            self.on_error(self.last_error)
-            now = time.monotonic()
-            if failing_since is None:
-                failing_since = now
-                _log.warning("audit write to %s failed, retrying: %s", self.where, self.last_error)
-            if now - failing_since >= self.write_timeout and self.on_persistent_failure(
-                rows, error
-            ):
-                break
-            # Capped well below write_timeout, so a database that comes back is used again
-            # before waiters conclude that it is still down.
-            delay = min(0.05 * 2**attempt, 1.0, self.write_timeout / 4)
-            attempt += 1
-            if self.abort.wait(delay):
-                return False
-        if failing_since is not None:
-            _log.warning("audit writes to %s recovered", self.where)
-        last = rows[-1]
-        self.seq, self.hash = last["seq"], last["hash"]
-        self.last_error = None
-        return True
-
-    def _insert(self, rows: list[dict[str, Any]], prev_seq: int, prev_hash: str) -> None:
-        """Insert ``rows`` and move the head, atomically.
-
-        The head update is conditional, so a second writer on the same chain is noticed
-        instead of forking the chain.
-        """
-        assert self.engine is not None
-        assert self._insert_rows is not None
-        last = rows[-1]
-        heads = audit_heads.c
-        with self.engine.begin() as conn:
-            self._insert_rows(conn, rows)
-            if prev_seq == 0:
-                conn.execute(
-                    audit_heads.insert(),
-                    {"node": self.node, "seq": last["seq"], "hash": last["hash"]},
-                )
-            else:
-                moved = conn.execute(
-                    audit_heads.update()
-                    .where(heads.node == self.node)
-                    .where(heads.seq == prev_seq)
-                    .where(heads.hash == prev_hash)
-                    .values(seq=last["seq"], hash=last["hash"])
-                )
-                if moved.rowcount != 1:
-                    raise _ChainConflictError(self.node)
-
-    def _head_or_none(self) -> tuple[int, str] | None:
-        assert self.engine is not None
-        try:
-            with self.engine.connect() as conn:
-                return _read_heads(conn, self.node).get(self.node)
-        except SQLAlchemyError:
-            return None
-
+_log = logging.getLogger("govbus.audit")
 
 _STARTUP_ERRORS: Final[dict[str, type[AuditError]]] = {
     "AuditError": AuditError,
@@ -839,7 +209,7 @@ class SqlAuditStore:
             # this subclass: refuse rather than silently never spool.
             raise ValueError("a spool (_on_persistent_failure) needs writer='thread'")
         self._url = normalize_url(url)
-        self._where = _describe(self._url)
+        self._where = describe_url(self._url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
         # Computed here, in the parent, so the default chain is named after this process.
         self._node = node if node is not None else default_node_name()
@@ -874,7 +244,7 @@ class SqlAuditStore:
         self._uncommitted = 0  # events abandoned by an aborted close (or a dead child)
 
         # Thread mode: the core, owned by the writer thread after start().
-        self._chain: _ChainWriter | None = None
+        self._chain: ChainWriter | None = None
         # Process mode: the child, its pipe, and the batches sent but not yet acknowledged
         # (id -> [event count, waiters]), shared by the feeder and reader threads.
         self._process: Any = None  # multiprocessing.process.BaseProcess
@@ -941,7 +311,7 @@ class SqlAuditStore:
                 await asyncio.to_thread(self._spawn)
                 target = self._feed_forever
             else:
-                chain = _ChainWriter(
+                chain = ChainWriter(
                     self._url,
                     self._node,
                     write_timeout=self._write_timeout,
@@ -1454,10 +824,10 @@ class SqlAuditStore:
             yield self._engine
         elif self._state != "closed":
             if self._reader is None:
-                self._reader = await asyncio.to_thread(_reading_engine, self._url)
+                self._reader = await asyncio.to_thread(reading_engine, self._url)
             yield self._reader
         else:
-            engine = await asyncio.to_thread(_reading_engine, self._url)
+            engine = await asyncio.to_thread(reading_engine, self._url)
             try:
                 yield engine
             finally:
@@ -1471,14 +841,12 @@ class SqlAuditStore:
         Args:
             node: only this chain's records.
         """
-        after: _PageKey | None = None
+        after: PageKey | None = None
         async with self._reading() as engine:
             try:
-                await asyncio.to_thread(_require_tables, engine, self._where)
+                await asyncio.to_thread(require_tables, engine, self._where)
                 while True:
-                    rows = await asyncio.to_thread(
-                        _fetch_page, engine, node, after, self._page_size
-                    )
+                    rows = await asyncio.to_thread(fetch_page, engine, node, after, self._page_size)
                     for row in rows:
                         yield row_to_record(row)
                     if len(rows) < self._page_size:
@@ -1486,7 +854,7 @@ class SqlAuditStore:
                     last = rows[-1]
                     after = (last["node"], int(last["seq"]), int(last["id"]))
             except SQLAlchemyError as exc:
-                raise _db_error("read", self._where, exc, self._sqlite) from exc
+                raise db_error("read", self._where, exc, self._sqlite) from exc
 
     async def verify(self, *, node: str | None = None) -> VerifyReport:
         """Recompute every chain (or one) and compare with the heads; constant memory.
@@ -1499,7 +867,7 @@ class SqlAuditStore:
         """
         async with self._reading() as engine:
             try:
-                await asyncio.to_thread(_require_tables, engine, self._where)
-                return await asyncio.to_thread(_verify_engine, engine, node, self._page_size)
+                await asyncio.to_thread(require_tables, engine, self._where)
+                return await asyncio.to_thread(verify_engine, engine, node, self._page_size)
             except SQLAlchemyError as exc:
-                raise _db_error("read", self._where, exc, self._sqlite) from exc
+                raise db_error("read", self._where, exc, self._sqlite) from exc

@@ -25,11 +25,12 @@ from typing import Any
 
 import pytest
 
+import govbus.audit.database
 import govbus.audit.sql
 from govbus.audit import AuditStore, SqlAuditStore, count_url, iter_records_url, verify_url
 from govbus.audit.base import GENESIS_HASH, AuditEvent
 from govbus.audit.chain import default_node_name, record_fields, record_hash
-from govbus.audit.sql import SCHEMA_VERSION, normalize_url
+from govbus.audit.database import SCHEMA_VERSION, normalize_url
 from govbus.errors import AuditError, AuditUnavailableError, ChainBrokenError
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -340,7 +341,7 @@ async def test_a_second_writer_on_the_same_chain_is_re_chained_after_it(
     await b.start()  # both start before anything is written: both think the chain is empty
     await a.write(event(0))
     await a.write(event(1))
-    with caplog.at_level(logging.WARNING, logger="govbus.audit.sql"):
+    with caplog.at_level(logging.WARNING, logger="govbus.audit"):
         await b.write(event(2))
     assert "re-chaining a batch of 1 records" in caplog.text
     assert rows(db) == [("shared", 1), ("shared", 2), ("shared", 3)]
@@ -540,8 +541,9 @@ async def test_a_chain_whose_head_was_deleted_is_not_extended(
         await make_store().start()
 
 
-def test_docstring_examples_run() -> None:
-    results = doctest.testmod(govbus.audit.sql)
+@pytest.mark.parametrize("module", [govbus.audit.sql, govbus.audit.database])
+def test_docstring_examples_run(module: object) -> None:
+    results = doctest.testmod(module)  # type: ignore[arg-type]
     assert results.attempted > 0
     assert results.failed == 0
 
