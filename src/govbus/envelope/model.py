@@ -80,6 +80,10 @@ class Message(BaseModel):
     Every field but ``payload`` and ``metadata`` has a hard size bound, so the ``length``
     check's content measure (payload plus metadata) bounds the whole envelope.
 
+    Frozen means the fields cannot be reassigned; the ``payload`` and ``metadata`` dicts are
+    not deep-frozen (that would cost every hop a copy). On the in-memory bus the same objects
+    reach the recipient, so never mutate a payload you sent or received: build a new message.
+
     Example:
         >>> m = Message(type="portfolio.analyze", sender="web", payload={"account": "A-1"})
         >>> r = m.reply("portfolio.analysis", {"ok": True}, sender="analyzer")

@@ -261,6 +261,8 @@ class Orchestrator:
         self._unclaimed: list[Message] = []
         self._shapes: dict[tuple[str, ...], _Shape] = {}
         self._watchdog = Watchdog()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._attaching: dict[str, asyncio.Task[None]] = {}
         self._targets: dict[str, list[tuple[AgentCard | None, str]]] = {}
         # Hot-path counters are plain ints; ``counters`` merges them with the rare ones.
         self._dispatched = 0
@@ -285,14 +287,29 @@ class Orchestrator:
         names = list(agents) if agents is not None else [a.card.name for a in self.registry]
         for name in names:
             await self.attach(self.registry.get(name))
+        self._loop = asyncio.get_running_loop()
         self.registry.on_register(self._on_registered)
         self._state = "running"
         self._record("admin", "start", data={"agents": names, **self._policy_data()})
 
     def _on_registered(self, agent: Agent) -> None:
-        # Agents registered after start (at runtime) are attached as soon as possible.
+        """An agent registered after start: attach it; dispatch waits until it is attached,
+        so it is never routable without a subscription (the message would be dropped)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._schedule_attach(agent)
+        elif self._loop is not None:  # registered from another thread
+            self._loop.call_soon_threadsafe(self._schedule_attach, agent)
+
+    def _schedule_attach(self, agent: Agent) -> None:
         self._targets.clear()
-        asyncio.get_running_loop().create_task(self.attach(agent))
+        name = agent.card.name
+        task = asyncio.get_running_loop().create_task(self.attach(agent))
+        self._attaching[name] = task  # also the strong reference asyncio does not keep
+        task.add_done_callback(lambda _t: self._attaching.pop(name, None))
 
     async def attach(self, agent: Agent) -> None:
         """Start delivering this agent's messages to it."""
@@ -344,6 +361,8 @@ class Orchestrator:
         what is allowed, answer what is denied. Raises :class:`NoRouteError` if nobody
         handles it."""
         self._dispatched += 1
+        if self._attaching:  # agents registered at runtime become routable once attached
+            await asyncio.gather(*list(self._attaching.values()))
         targets = self._resolve(message, cause)
         now = self.clock()
         if message.deadline is not None and message.deadline <= now:

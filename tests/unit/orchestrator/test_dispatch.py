@@ -344,3 +344,16 @@ async def test_audit_chain_verifies_after_a_mixed_run(app: App, audit: MemoryAud
     report = await audit.verify()
     assert report.ok
     assert report.records >= 5
+
+
+async def test_agent_registered_at_runtime_gets_messages_sent_right_away(app: App) -> None:
+    """No window in which a new agent is routable but not yet subscribed (nothing dropped)."""
+    add_advisor(app)
+    await app.start()
+
+    @app.agent("latecomer", handles="late.job")
+    async def latecomer(msg: Message, ctx: Context) -> Message:
+        return ctx.reply("late.done", {"ok": True})
+
+    reply = await app.request(ask("late.job"), timeout=2)
+    assert reply.type == "late.done"
