@@ -89,6 +89,13 @@ class BusClosedError(BusError):
     code = "bus_closed"
 
 
+class NoSubscriberError(BusError):
+    """Nothing on the bus would receive the message (no subscription, or no stream, matches
+    its address and type): it was not published, rather than silently lost."""
+
+    code = "no_subscriber"
+
+
 class BusUnavailableError(BusError):
     """The broker cannot be reached right now; the publish may succeed later."""
 

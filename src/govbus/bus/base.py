@@ -125,7 +125,9 @@ class Bus(Protocol):
         """Publish ``message`` to ``address`` (default ``message.to``).
 
         Waits while a matching queue is full (backpressure). Raises ``BusClosedError`` after
-        ``close()`` and ``BusUnavailableError`` when the broker cannot be reached.
+        ``close()``, ``BusUnavailableError`` when the broker cannot be reached, and
+        ``NoSubscriberError`` when nothing would receive the message (nothing is ever dropped
+        silently; a message that answers a pending ``request`` counts as received).
         """
 
     async def subscribe(

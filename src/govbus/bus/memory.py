@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Final, Self
 
 from govbus.bus.base import DeadLetter, DeliveryHandler, Route, Subscription
 from govbus.envelope import Message, TypePattern
-from govbus.errors import BusClosedError, RequestTimeoutError
+from govbus.errors import BusClosedError, NoSubscriberError, RequestTimeoutError
 
 __all__ = ["InMemoryBus"]
 
@@ -443,13 +443,10 @@ class InMemoryBus:
         if not groups:
             if not answered:
                 self.undeliverable += 1
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "no subscription matches message %s (type %s, address %s)",
-                        message.id,
-                        message.type,
-                        address,
-                    )
+                raise NoSubscriberError(
+                    f"no subscription matches message {message.id} "
+                    f"(type {message.type}, address {address!r}); it was not published"
+                )
             return
         if message.attempt != 1:
             message = message.model_copy(update={"attempt": 1})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
@@ -28,7 +29,7 @@ import pytest
 
 from govbus.bus.base import Bus, DeadLetter, Delivery, DeliveryHandler
 from govbus.envelope import Message
-from govbus.errors import BusClosedError, RequestTimeoutError
+from govbus.errors import BusClosedError, NoSubscriberError, RequestTimeoutError
 
 __all__ = ["BusConformance"]
 
@@ -57,6 +58,13 @@ class _Collector:
         return [m.type for m in self.messages]
 
 
+async def _publish_unrouted(bus: Bus, message: Message) -> None:
+    """Publish a message no subscription may receive. An adapter either refuses it
+    (``NoSubscriberError``) or retains it (a broker stream); it is never delivered elsewhere."""
+    with contextlib.suppress(NoSubscriberError):
+        await bus.publish(message)
+
+
 class BusConformance(abc.ABC):
     """Behaviour every :class:`~govbus.bus.base.Bus` adapter must show.
 
@@ -71,6 +79,9 @@ class BusConformance(abc.ABC):
     #: True if ``make_bus(max_pending=n)`` really bounds each consumer's queue to ``n``
     #: messages; the backpressure test skips otherwise.
     supports_backpressure_hint: ClassVar[bool] = False
+    #: True if a publish that no subscription matches raises ``NoSubscriberError``; False for
+    #: a broker that retains such messages (a stream) until a consumer comes.
+    refuses_unroutable: ClassVar[bool] = True
     #: The explicit ``nack(delay=...)`` the tests use. Raise it for a broker whose shortest
     #: redelivery delay is longer; keep it well under ``wait_timeout``.
     redelivery_delay: ClassVar[float] = 0.0
@@ -164,9 +175,9 @@ class BusConformance(abc.ABC):
         """A type-glob subscription gets exactly the messages whose type matches the glob."""
         seen = _Collector()
         await bus.subscribe(seen, types="portfolio.*")
-        await bus.publish(_message("risk.score"))
+        await _publish_unrouted(bus, _message("risk.score"))
         await bus.publish(_message("portfolio.analyze"))
-        await bus.publish(_message("portfolios.list"))
+        await _publish_unrouted(bus, _message("portfolios.list"))
         await bus.publish(_message("portfolio.analyze.result"))
         # Ordering per consumer puts any wrongly routed message before the last one.
         await self.eventually(lambda: "portfolio.analyze.result" in seen.types, "last match")
@@ -177,7 +188,7 @@ class BusConformance(abc.ABC):
         seen = _Collector()
         await bus.subscribe(seen, types=["alpha.*", "beta.exact"])
         for kind in ("beta.other", "alpha.one", "gamma.one", "beta.exact", "alpha.two"):
-            await bus.publish(_message(kind))
+            await _publish_unrouted(bus, _message(kind))
         await self.eventually(lambda: "alpha.two" in seen.types, "last match")
         assert seen.types == ["alpha.one", "beta.exact", "alpha.two"]
 
@@ -185,9 +196,9 @@ class BusConformance(abc.ABC):
         """With recipient and types, only messages matching both are delivered."""
         seen = _Collector()
         await bus.subscribe(seen, recipient="alice", types="task.*")
-        await bus.publish(_message("note.add", to="alice"))
-        await bus.publish(_message("task.do", to="bob"))
-        await bus.publish(_message("task.do"))
+        await _publish_unrouted(bus, _message("note.add", to="alice"))
+        await _publish_unrouted(bus, _message("task.do", to="bob"))
+        await _publish_unrouted(bus, _message("task.do"))
         await bus.publish(_message("task.done", to="alice"))
         await self.eventually(lambda: bool(seen.messages), "the matching message")
         await asyncio.sleep(self.absence_wait)
@@ -427,7 +438,7 @@ class BusConformance(abc.ABC):
         async def service(delivery: Delivery) -> None:
             asked = delivery.message
             noise = _message("svc.noise", to=asked.sender, causation_id="someone-else")
-            await bus.publish(noise)
+            await _publish_unrouted(bus, noise)
             await bus.publish(asked.reply("svc.result", {"answer": 42}, sender="svc"))
 
         await bus.subscribe(service, recipient="svc")
@@ -514,6 +525,14 @@ class BusConformance(abc.ABC):
         await bus.close(drain_timeout=self.drain_timeout)
         with pytest.raises(BusClosedError):
             await bus.publish(_message(to="anyone"))
+
+    async def test_publish_to_nobody_is_refused_not_dropped(self, bus: Bus) -> None:
+        """A message nothing would receive raises ``NoSubscriberError``: never a silent loss."""
+        if not self.refuses_unroutable:
+            pytest.skip("adapter retains unroutable messages (a broker stream) instead")
+        await bus.start()
+        with pytest.raises(NoSubscriberError):
+            await bus.publish(Message(type="orphan.event", sender="t", to="nobody-home"))
 
     async def test_publish_after_close_raises(self, bus: Bus) -> None:
         """Publishing after ``close`` raises ``BusClosedError``."""

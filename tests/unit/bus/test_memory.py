@@ -14,7 +14,7 @@ import pytest
 from govbus.bus.base import Bus, Delivery, Subscription
 from govbus.bus.memory import InMemoryBus
 from govbus.envelope import Message
-from govbus.errors import BusClosedError, RequestTimeoutError
+from govbus.errors import BusClosedError, NoSubscriberError, RequestTimeoutError
 
 WAIT = 5.0
 
@@ -97,10 +97,13 @@ async def test_subscribe_rejects_bad_arguments(
 # -- publishing --------------------------------------------------------------------------------
 
 
-async def test_unmatched_publish_counts_as_undeliverable(bus: InMemoryBus) -> None:
-    """A message nobody subscribes to is not an error; it is counted."""
-    await bus.publish(_msg(to="nobody"))
-    await bus.publish(_msg(to="nobody"))
+async def test_unmatched_publish_is_refused_and_counted(bus: InMemoryBus) -> None:
+    """A message nobody subscribes to is refused with NoSubscriberError, never dropped."""
+    message = _msg(to="nobody")
+    with pytest.raises(NoSubscriberError, match=message.id):
+        await bus.publish(message)
+    with pytest.raises(NoSubscriberError, match="'nobody'"):
+        await bus.publish(_msg(to="nobody"))
     assert bus.undeliverable == 2
     assert bus.outstanding == 0
 
@@ -112,14 +115,16 @@ async def test_route_cache_sees_new_and_removed_subscriptions(bus: InMemoryBus) 
     async def handle(delivery: Delivery) -> None:
         seen.append(delivery.message.id)
 
-    await bus.publish(_msg(to="late"))
+    with pytest.raises(NoSubscriberError):
+        await bus.publish(_msg(to="late"))
     assert bus.undeliverable == 1
     sub = await bus.subscribe(handle, recipient="late")
     second = _msg(to="late")
     await bus.publish(second)
     await _until(lambda: seen == [second.id])
     await sub.unsubscribe()
-    await bus.publish(_msg(to="late"))
+    with pytest.raises(NoSubscriberError):
+        await bus.publish(_msg(to="late"))
     assert bus.undeliverable == 2
 
 
@@ -371,7 +376,8 @@ async def test_group_queue_survives_its_last_member(bus: InMemoryBus) -> None:
     gate.set()
     await asyncio.wait_for(leaving, WAIT)
     assert first_seen == [0]
-    await bus.publish(_msg(to="w", n=99))
+    with pytest.raises(NoSubscriberError):
+        await bus.publish(_msg(to="w", n=99))
     assert bus.undeliverable == 1
     await bus.subscribe(later, recipient="w", group="g")
     await _until(lambda: later_seen == [1, 2])
@@ -413,7 +419,8 @@ async def test_unsubscribe_from_own_handler_does_not_deadlock(bus: InMemoryBus) 
     await bus.publish(_msg(n=1))
     await _until(lambda: handled == [1])
     await _until(lambda: bus.outstanding == 0)
-    await bus.publish(_msg(n=2))
+    with pytest.raises(NoSubscriberError):  # nobody is left to receive it
+        await bus.publish(_msg(n=2))
     await asyncio.sleep(0.02)
     assert handled == [1]
 
@@ -450,9 +457,22 @@ async def test_reply_answering_a_request_is_not_undeliverable(bus: InMemoryBus) 
     assert bus.undeliverable == 0
 
 
+async def _silent(delivery: Delivery) -> None:
+    """A subscriber that receives requests and never answers them."""
+
+
+async def test_request_to_nobody_fails_fast(bus: InMemoryBus) -> None:
+    """A request no subscription would receive raises at once instead of timing out."""
+    with pytest.raises(NoSubscriberError):
+        await bus.request(_msg("svc.ask", to="nobody"), timeout=WAIT)
+    with pytest.raises(NoSubscriberError):  # and leaves no pending entry behind
+        await bus.request(_msg("svc.ask", to="nobody"), timeout=WAIT)
+
+
 async def test_request_timeout_names_message_and_cleans_up(bus: InMemoryBus) -> None:
     """The timeout error names id, type and timeout; the same id can then be requested again."""
-    question = _msg("svc.ask", to="nobody")
+    await bus.subscribe(_silent, recipient="quiet")
+    question = _msg("svc.ask", to="quiet")
     with pytest.raises(RequestTimeoutError) as caught:
         await bus.request(question, timeout=0.05)
     assert question.id in str(caught.value)
@@ -464,7 +484,8 @@ async def test_request_timeout_names_message_and_cleans_up(bus: InMemoryBus) -> 
 
 async def test_duplicate_waiting_request_is_refused(bus: InMemoryBus) -> None:
     """Two requests waiting on the same message id would steal each other's reply."""
-    question = _msg("svc.ask", to="nobody")
+    await bus.subscribe(_silent, recipient="quiet")
+    question = _msg("svc.ask", to="quiet")
     first = asyncio.create_task(bus.request(question, timeout=WAIT))
     await asyncio.sleep(0)
     try:
@@ -487,7 +508,8 @@ async def test_request_after_close_raises_and_cleans_up(bus: InMemoryBus) -> Non
 
 async def test_close_fails_waiting_requests(bus: InMemoryBus) -> None:
     """A request still waiting when the bus closes fails with ``BusClosedError``."""
-    waiting = asyncio.create_task(bus.request(_msg("svc.ask", to="nobody"), timeout=WAIT))
+    await bus.subscribe(_silent, recipient="quiet")
+    waiting = asyncio.create_task(bus.request(_msg("svc.ask", to="quiet"), timeout=WAIT))
     await asyncio.sleep(0)
     await bus.close()
     with pytest.raises(BusClosedError, match="awaited a reply"):

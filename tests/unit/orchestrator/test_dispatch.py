@@ -357,3 +357,17 @@ async def test_agent_registered_at_runtime_gets_messages_sent_right_away(app: Ap
 
     reply = await app.request(ask("late.job"), timeout=2)
     assert reply.type == "late.done"
+
+
+async def test_agent_not_running_here_yields_failed_not_silence(audit: MemoryAuditStore) -> None:
+    """Registered but not started in this process (in-memory bus): the sender hears."""
+    partial = App("partial", policy=policy(), audit=audit, default_timeout=2)
+    add_advisor(partial)
+    await partial.start(agents=["snapshot"])  # the advisor runs elsewhere, or nowhere
+    try:
+        reply = await partial.request(ask())
+    finally:
+        await partial.close()
+    assert reply.type == FAILED
+    assert reply.payload["code"] == "no_subscriber"
+    assert any(r.kind == "failure" and r.outcome == "no_subscriber" for r in await records(audit))
