@@ -1,0 +1,26 @@
+"""The benchmark still runs and reports every figure (a smoke test, not a timing test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dispatch_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
+    out = tmp_path / "dispatch.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "dispatch.py"), "-n", "300", "--rounds", "1",
+         "--json", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == json.loads(out.read_text())
+    for key in ("raw_asyncio_msgs_per_s", "bus_msgs_per_s", "governed_msgs_per_s",
+                "hop_latency_us_p50", "hop_latency_us_p99"):  # fmt: skip
+        assert result[key] > 0, key
+    assert result["governed_audit_verified"] is True
