@@ -371,3 +371,43 @@ async def test_agent_not_running_here_yields_failed_not_silence(audit: MemoryAud
     assert reply.type == FAILED
     assert reply.payload["code"] == "no_subscriber"
     assert any(r.kind == "failure" and r.outcome == "no_subscriber" for r in await records(audit))
+
+
+async def test_policy_is_evaluated_per_recipient(audit: MemoryAuditStore) -> None:
+    """A type routed to two agents: one recipient denied, the other still served."""
+    per_recipient = policy(
+        """\
+apiVersion: govbus/v1
+kind: Policy
+metadata: {name: per-recipient, version: "1"}
+spec:
+  roles: [advisor]
+  checks:
+    - id: archive-needs-advisor
+      use: rbac
+      when: {recipients: ["archive"]}
+      rules: [{types: ["*"], roles: [advisor]}]
+"""
+    )
+    fanout = App("fanout", policy=per_recipient, audit=audit)
+    seen: dict[str, list[str]] = {"notifier": [], "archive": []}
+
+    for name in seen:
+
+        @fanout.agent(name, handles="event.created")
+        async def record(msg: Message, ctx: Context, _name: str = name) -> None:
+            seen[_name].append(msg.id)
+
+    async with fanout:
+        report = await fanout.publish(ask("event.created", actor=CUSTOMER))
+    assert sorted((d.recipient, d.allowed) for d in report.decisions) == [
+        ("archive", False),
+        ("notifier", True),
+    ]
+    assert len(seen["notifier"]) == 1
+    assert seen["archive"] == []
+    decisions = [r for r in await records(audit) if r.kind == "decision"]
+    assert sorted((r.recipient, r.outcome) for r in decisions) == [
+        ("archive", "deny"),
+        ("notifier", "allow"),
+    ]
