@@ -44,10 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the example advisory pipeline end to end and verify the audit chain",
         description=(
-            "Run the retail-banking advisory assistant in-process: send a scripted series of "
-            "requests (ordinary ones, one denied by RBAC, one oversized, one where the advisor "
-            "times out and its fallback answers, one where an agent raises), print what "
-            "happened to each, then verify the audit chain."
+            "Run the retail-banking advisory assistant in-process: send a scripted series of\n"
+            "requests (ordinary ones, one denied by RBAC, one oversized, one where the advisor\n"
+            "times out and its fallback answers, one where an agent raises), print what\n"
+            "happened to each, then verify the audit chain. Exit 1 if any request ends\n"
+            "differently than scripted or the chain does not verify."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
@@ -63,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--policy", metavar="FILE", help="policy YAML (default: the bundled policies/default.yaml)"
     )
-    run.add_argument("--format", choices=["table", "json"], default="table")
+    run.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table for people (default), json for machines",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the summary line")
 
     audit = commands.add_parser("audit", help="inspect the audit log")
@@ -80,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="sqlite:///.govbus/audit.db",
         help="audit store URL or SQLite path (default: sqlite:///.govbus/audit.db)",
     )
-    verify.add_argument("--format", choices=["table", "json"], default="table")
+    verify.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table for people (default), json for machines",
+    )
 
     policy = commands.add_parser("policy", help="work with policy files")
     policy_cmds = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
