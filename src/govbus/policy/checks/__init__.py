@@ -5,5 +5,7 @@ Importing this package registers every built-in kind into :data:`govbus.policy.C
 """
 
 from govbus.policy.checks import length, rbac, required_metadata
+from govbus.policy.checks import pii as pii
+from govbus.policy.checks import prompt_injection as prompt_injection
 
 __all__ = ["length", "rbac", "required_metadata"]
