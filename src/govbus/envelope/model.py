@@ -175,10 +175,15 @@ class Message(BaseModel):
         classification: Classification | str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Message:
-        """A new message caused by this one: same conversation, actor and deadline, and a
-        classification at least this message's (classification only rises along a chain)."""
-        wanted = Classification(classification) if classification is not None else None
-        level = self.classification if wanted is None or wanted < self.classification else wanted
+        """A new message caused by this one: same conversation, actor and deadline, and this
+        message's classification unless another is asked for.
+
+        Asking for a lower classification is a request, not a right: the orchestrator raises
+        the message back to its cause's level unless a ``declassify`` rule permits it.
+        """
+        level = (
+            Classification(classification) if classification is not None else self.classification
+        )
         meta = {k: v for k, v in self.metadata.items() if k in _INHERITED_METADATA}
         if metadata:
             meta.update(metadata)

@@ -40,7 +40,7 @@ from govbus.errors import (
     GovbusError,
     NoRouteError,
 )
-from govbus.policy import CheckInput, Evaluation, MessageScan, Policy
+from govbus.policy import Allow, CheckInput, Evaluation, MessageScan, Policy
 from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
 from govbus.resilience import Watchdog, hop_budget
 
@@ -260,6 +260,9 @@ class Orchestrator:
         self._inbox_sub: Subscription | None = None
         self._unclaimed: list[Message] = []
         self._shapes: dict[tuple[str, ...], _Shape] = {}
+        self._declassifiers = tuple(
+            c for c in policy.checks if c.kind == "declassify" and c.enforcing
+        )
         self._watchdog = Watchdog()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._attaching: dict[str, asyncio.Task[None]] = {}
@@ -371,6 +374,11 @@ class Orchestrator:
         scan = MessageScan(message)
         sender_card = self.registry.card(message.sender)
         relay = _reply_address(message, cause)
+        lowered = (
+            cause.classification.value
+            if cause is not None and message.classification < cause.classification
+            else None
+        )
         decisions = []
         for card, address in targets:
             evaluation = self.policy.evaluate(
@@ -378,7 +386,9 @@ class Orchestrator:
             )
             recipient = card.name if card is not None else (message.to or address)
             decisions.append(
-                await self._decide(message, evaluation, card, recipient, address, scan, relay, now)
+                await self._decide(
+                    message, evaluation, card, recipient, address, scan, relay, now, lowered
+                )
             )
         return DispatchReport(message.id, tuple(decisions))
 
@@ -424,6 +434,7 @@ class Orchestrator:
         scan: MessageScan,
         relay: str | None,
         now: datetime,
+        declassified_from: str | None = None,
     ) -> RecipientDecision:
         results = evaluation.results
         outcomes = tuple([r.outcome for r in results])
@@ -449,6 +460,8 @@ class Orchestrator:
             ]
         if evaluation.obligations:
             data["obligations"] = list(evaluation.obligations)
+        if declassified_from is not None:
+            data["declassified_from"] = declassified_from
 
         if not evaluation.allowed:
             deciding = evaluation.deciding
@@ -600,6 +613,19 @@ class Orchestrator:
             return
         await self._fallback(message, card, cause, str(error))
 
+    def _may_declassify(self, out: Message, cause: Message, card: AgentCard) -> bool:
+        """True if an enforcing ``declassify`` check permits ``out`` to sit below its cause."""
+        if not self._declassifiers:
+            return False
+        inp = CheckInput(out, None, card, self.clock(), MessageScan(out), cause)
+        for check in self._declassifiers:
+            try:
+                if check.when.applies(inp) and type(check.fn(inp)) is Allow:
+                    return True
+            except Exception:  # a broken rule permits nothing (fail closed)
+                log.exception("declassify check %s failed; the classification stays", check.id)
+        return False
+
     @staticmethod
     def _timeout_error(card: AgentCard, budget: float) -> AgentTimeoutError:
         return AgentTimeoutError(
@@ -647,9 +673,11 @@ class Orchestrator:
             update["actor"] = cause.actor
         if out.deadline is None and cause.deadline is not None:
             update["deadline"] = cause.deadline
-        if out.classification < cause.classification:
+        if out.classification < cause.classification and not self._may_declassify(
+            out.model_copy(update=update) if update else out, cause, card
+        ):
             # Classification only rises along a causal chain; lowering needs a declassify
-            # rule (governance issue), so here it is raised back to the cause's level.
+            # rule, so here it is raised back to the cause's level, before any check sees it.
             update["classification"] = cause.classification
         # A result produced from a degraded input, or from degraded/missing sub-results, is
         # itself degraded: the marking travels along the causal chain to the final answer.

@@ -109,12 +109,13 @@ def test_reply_links_conversation_and_addresses_sender() -> None:
     assert r.metadata == {"traceparent": "t"}  # reply_to is transport state, not inherited
 
 
-def test_caused_message_never_lowers_classification() -> None:
-    """Classification only rises along a causal chain."""
+def test_caused_message_inherits_classification_unless_asked() -> None:
+    """By default a caused message carries its cause's level; an explicit level is kept as a
+    request (the orchestrator enforces that it only falls under a declassify rule)."""
     m = make(classification="pii")
-    assert m.caused("x.y", classification="public").classification is Classification.PII
-    assert m.caused("x.y", classification="secret").classification is Classification.SECRET
     assert m.caused("x.y").classification is Classification.PII
+    assert m.caused("x.y", classification="secret").classification is Classification.SECRET
+    assert m.caused("x.y", classification="public").classification is Classification.PUBLIC
 
 
 def test_correlation_id_is_kept_across_hops() -> None:

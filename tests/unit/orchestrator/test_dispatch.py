@@ -411,3 +411,55 @@ spec:
         ("archive", "deny"),
         ("notifier", "allow"),
     ]
+
+
+DECLASSIFY_POLICY = """\
+apiVersion: govbus/v1
+kind: Policy
+metadata: {name: declassify, version: "1"}
+spec:
+  roles: [compliance]
+  checks:
+    - id: public-summaries
+      use: declassify
+      rules:
+        - senders: [summarizer]
+          types: ["doc.public_summary"]
+          from: pii
+          to: public
+          require_roles: [compliance]
+"""
+
+
+@pytest.mark.parametrize(
+    ("reply_type", "roles", "expected"),
+    [
+        ("doc.public_summary", ("compliance",), Classification.PUBLIC),  # a rule permits it
+        ("doc.summary", ("compliance",), Classification.PII),  # no rule for this type
+        ("doc.public_summary", ("advisor",), Classification.PII),  # actor lacks the role
+    ],
+)
+async def test_declassify_is_the_only_way_down(
+    audit: MemoryAuditStore, reply_type: str, roles: tuple[str, ...], expected: Classification
+) -> None:
+    app = App("declassify", policy=policy(DECLASSIFY_POLICY), audit=audit)
+
+    @app.agent("summarizer", handles="doc.summarize", clearance="pii")
+    async def summarize(msg: Message, ctx: Context) -> Message:
+        return ctx.reply(reply_type, {"s": "short"}, classification="public")
+
+    request = Message(
+        type="doc.summarize",
+        sender="web",
+        classification="pii",
+        actor=Actor(subject="c", roles=roles),
+    )
+    async with app:
+        reply = await app.request(request)
+    assert reply.type == reply_type
+    assert reply.classification is expected
+    decision = next(
+        r for r in await records(audit) if r.kind == "decision" and r.msg_type == reply_type
+    )
+    assert decision.data["classification"] == expected.value
+    assert ("declassified_from" in decision.data) == (expected is Classification.PUBLIC)

@@ -4,8 +4,20 @@ Importing this package registers every built-in kind into :data:`govbus.policy.C
 (``import govbus.policy`` does it for you).
 """
 
-from govbus.policy.checks import length, rbac, required_metadata
-from govbus.policy.checks import pii as pii
-from govbus.policy.checks import prompt_injection as prompt_injection
+from govbus.policy.checks import (
+    declassify,
+    length,
+    pii,
+    prompt_injection,
+    rbac,
+    required_metadata,
+)
 
-__all__ = ["length", "rbac", "required_metadata"]
+__all__ = [
+    "declassify",
+    "length",
+    "pii",
+    "prompt_injection",
+    "rbac",
+    "required_metadata",
+]
