@@ -202,6 +202,10 @@ _IPV4: Final = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.\d)")
 _IPV6: Final = re.compile(
     r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:]|\.\w)"
 )
+# Necessary conditions that start with a literal or a digit, so the engine skips ahead to them:
+# the full patterns start with look-behinds and try every position.
+_IPV4_HINT: Final = re.compile(r"\.\d{1,3}\.\d")
+_IPV6_HINT: Final = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _VERSION_BEFORE: Final = re.compile(r"(?i)(?:\bv|\bver\.?|\bversion|\brelease|\bbuild)\s{0,2}\Z")
 
 # Phone candidates: groups of digits joined by one separator (space, dot, dash) or a bracketed
@@ -262,7 +266,10 @@ _DATE_LIKE: Final = re.compile(
 )
 
 # Substring tests are an order of magnitude cheaper than one case-insensitive regex scan.
-_SECRET_MARKERS: Final = ("AKIA", "ASIA", "gh", "github_pat_", "glpat-", "xox", "-----BEGIN", "eyJ")
+# Literals that _SECRET_TOKENS cannot match without (its four alternatives start with them).
+_TOKEN_MARKERS: Final = (
+    "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox"
+)  # fmt: skip
 _SECRET_WORDS: Final = ("key", "token", "secret", "pass", "pwd")
 _SECRET_TOKENS: Final = re.compile(
     r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
@@ -288,6 +295,8 @@ _ASSIGNMENT: Final = re.compile(
     r"(?:[_-][A-Za-z0-9]{1,16}){0,2}[\"']?[ \t]{0,4}(?::=|=>|[:=])[ \t]{0,4}[\"']?"
     r"(?P<v>[^\s\"'`<>,;(){}\[\]]{8,256}+)"
 )
+# How far after the start of a key word the assignment operator can be (with slack: 49 needed).
+_ASSIGNMENT_REACH: Final = 64
 _PLACEHOLDERS: Final = ("example", "changeme", "placeholder", "your", "redacted", "dummy", "xxxx")
 
 # Entropy of the value of a `secret=...` assignment, in bits per character. Real keys and
@@ -413,11 +422,11 @@ def _find_nino(text: str) -> list[_Span]:
 
 def _find_ip(text: str) -> list[_Span]:
     out: list[_Span] = []
-    if "." in text:
+    if "." in text and _IPV4_HINT.search(text):
         for m in _IPV4.finditer(text):
             if not _VERSION_BEFORE.search(text, max(0, m.start() - 12), m.start()):
                 out.append(m.span())
-    if ":" in text:
+    if ":" in text and _IPV6_HINT.search(text):
         for m in _IPV6.finditer(text):
             raw = m.group()
             if raw.count(":") < 2 or not any(ch.isalnum() for ch in raw):
@@ -489,12 +498,42 @@ def _assignment_ok(value: str) -> bool:
     return classes >= 2 and shannon_entropy(value) >= _MIN_ENTROPY
 
 
+def _assignment_possible(text: str) -> bool:
+    """False when no key word ("key", "pass", ...) has an operator close enough after it.
+
+    Both assignment patterns (_AWS_SECRET, _ASSIGNMENT) match one of the key words, then at
+    most 50 characters (the rest of the name, two suffixes, a quote, spaces), then ":" or "=";
+    ordinary prose mentioning a password and a time of day elsewhere needs no regex scan.
+    """
+    lowered = text.lower()
+    if not lowered.isascii():
+        # Case-insensitive matching also pairs the long s with "s"; lower() does not.
+        lowered = lowered.replace("\u017f", "s")
+    find = lowered.find
+    for word in _SECRET_WORDS:
+        i = find(word)
+        while i >= 0:
+            window = lowered[i : i + _ASSIGNMENT_REACH]
+            if ":" in window or "=" in window:
+                return True
+            i = find(word, i + 1)
+    return False
+
+
 def _find_secrets(text: str) -> list[_Span]:
-    if not any(m in text for m in _SECRET_MARKERS):
-        lowered = text.lower()
-        if not any(w in lowered for w in _SECRET_WORDS):
-            return []
-    out: list[_Span] = [m.span() for m in _SECRET_TOKENS.finditer(text)]
+    # Each pattern runs only when a literal it cannot match without occurs: substring tests
+    # cost a fraction of a regex scan, and ordinary prose ("through", "high") no longer opens
+    # the token scan just because it contains "gh".
+    token_marker = (
+        "xox" in text
+        or ("IA" in text and ("AKIA" in text or "ASIA" in text))
+        or ("_" in text and any(m in text for m in _TOKEN_MARKERS))
+        or "glpat-" in text
+    )
+    assignment = (":" in text or "=" in text) and _assignment_possible(text)
+    if not token_marker and not assignment and "eyJ" not in text and "-----BEGIN" not in text:
+        return []
+    out: list[_Span] = [m.span() for m in _SECRET_TOKENS.finditer(text)] if token_marker else []
     if "eyJ" in text:
         out.extend(m.span() for m in _JWT.finditer(text) if _jwt_header_ok(m.group().split(".")[0]))
     if "-----BEGIN" in text:
@@ -509,10 +548,61 @@ def _find_secrets(text: str) -> list[_Span]:
                 break
             out.append((begin.start(), end_marker.end()))
             pos = end_marker.end()
-    out.extend(m.span("v") for m in _AWS_SECRET.finditer(text))
-    out.extend(m.span("v") for m in _ASSIGNMENT.finditer(text) if _assignment_ok(m["v"]))
+    if assignment:
+        if "secret" in text.lower():
+            out.extend(m.span("v") for m in _AWS_SECRET.finditer(text))
+        out.extend(m.span("v") for m in _ASSIGNMENT.finditer(text) if _assignment_ok(m["v"]))
     out.sort()
     return out
+
+
+# --------------------------------------------------------------------------- pre-scan
+
+# One C-level pass maps an ASCII text to its *shape*: every digit becomes "9", every letter "A"
+# (upper case) or "a" (lower case), and the few separators the number patterns care about stay.
+# Cheap substring tests on the shape then rule out most entities before any of their (much
+# slower) regexes runs. Each test below is a necessary condition of its entity's pattern.
+_SHAPE: Final = str.maketrans(
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    "9" * 10 + "A" * 26 + "a" * 26,
+)
+# Non-ASCII characters a number pattern could still match: Unicode digits (``\d``) and the
+# letters that case-insensitive matching pairs with ASCII ones (IBAN is matched with re.I).
+_SHAPE_UNSAFE: Final = re.compile(r"[^\x00-\x7f](?<=[\d\u0130\u0131\u017f\u212a])")
+# Phones have at least seven digits, at most two characters apart (") (", " (", "-").
+_PHONE_SHAPE: Final = re.compile(r"9(?:[^9]{0,2}9){6}")
+# Starts with the digits (rarer than letters) so the engine can skip ahead to them.
+_IBAN_SHAPE: Final = re.compile(r"99(?<=[Aa]{2}99)")
+_IPV4_SHAPE: Final = re.compile(r"9\.9{1,3}\.9")
+
+
+def _shape_gates(text: str) -> frozenset[PiiEntity] | None:
+    """Entities whose patterns could match ``text``; None when the shape cannot tell."""
+    if not text.isascii():
+        if _SHAPE_UNSAFE.search(text):
+            return None
+        text = text.encode("ascii", "replace").decode("ascii")
+    shape = text.translate(_SHAPE)
+    out: set[PiiEntity] = {"email", "secrets"}
+    if "9" not in shape:
+        if ":" in text:
+            out.add("ip_address")  # IPv6 can be written without a decimal digit
+        return frozenset(out)
+    if "9999" in shape:
+        # Card, Aadhaar and SSN numbers all hold a run of four digits (the SSN serial, a card's
+        # first group, the Aadhaar groups); PAN holds one between its letters.
+        out.update(("credit_card", "aadhaar", "us_ssn"))
+        if "AAAAA9999A" in shape:
+            out.add("pan_in")
+    if _PHONE_SHAPE.search(shape):
+        out.add("phone")
+    if _IBAN_SHAPE.search(shape):
+        out.add("iban")
+    if "AA99" in shape or "AA 99" in shape:
+        out.add("uk_nino")
+    if ":" in text or _IPV4_SHAPE.search(shape):
+        out.add("ip_address")
+    return frozenset(out)
 
 
 class _Detector(NamedTuple):
@@ -580,6 +670,19 @@ class PiiDetector:
 
     def find(self, text: str) -> list[PiiMatch]:
         """Every match in ``text``: non-overlapping, sorted by position."""
+        gates = _shape_gates(text)
+        if gates is None:
+            return self._find_all(text)
+        found: list[tuple[int, int, int, PiiEntity]] = []
+        for entity, finder, _, priority in self._runs:
+            if entity not in gates:
+                continue
+            for start, end in finder(text):
+                found.append((start, -priority, end, entity))
+        return self._resolve(found)
+
+    def _find_all(self, text: str) -> list[PiiMatch]:
+        """:meth:`find` without the shape pre-scan (the reference the fast path must agree with)."""
         has_digit = _DIGIT.search(text) is not None
         if not has_digit and self._needs_digit:
             return []
@@ -589,6 +692,9 @@ class PiiDetector:
                 continue
             for start, end in finder(text):
                 found.append((start, -priority, end, entity))
+        return self._resolve(found)
+
+    def _resolve(self, found: list[tuple[int, int, int, PiiEntity]]) -> list[PiiMatch]:
         if not found:
             return []
         found.sort()
