@@ -5,19 +5,37 @@ Importing this package registers every built-in kind into :data:`govbus.policy.C
 """
 
 from govbus.policy.checks import (
+    classification_ceiling,
+    consent,
     declassify,
+    explainability,
+    json_schema,
     length,
     pii,
     prompt_injection,
+    rate_limit,
     rbac,
     required_metadata,
+    residency,
+    risk_ceiling,
+    routes,
+    tenant_isolation,
 )
 
 __all__ = [
+    "classification_ceiling",
+    "consent",
     "declassify",
+    "explainability",
+    "json_schema",
     "length",
     "pii",
     "prompt_injection",
+    "rate_limit",
     "rbac",
     "required_metadata",
+    "residency",
+    "risk_ceiling",
+    "routes",
+    "tenant_isolation",
 ]
