@@ -37,6 +37,7 @@ from govbus.orchestrator.core import (
     utc_now,
 )
 from govbus.policy import CHECK_KINDS, CheckKindRegistry, Policy, load_policy, parse_policy
+from govbus.policy.approvals import Approval, require_approval
 from govbus.registry import Agent, AgentRegistry, FunctionAgent, Handler, agent
 from govbus.telemetry import new_traceparent
 
@@ -53,6 +54,11 @@ spec:
   mode: enforce
   checks: []
 """
+
+
+def default_approvals_path() -> Path:
+    """The approvals file shipped with govbus (it approves ``policies/default.yaml``)."""
+    return Path(__file__).resolve().parents[1] / "governance" / "approvals.yaml"
 
 
 def make_bus(url: str) -> Bus:
@@ -98,6 +104,9 @@ class App:
         default_timeout: seconds a request waits when no timeout is given.
         audit_writer: for an audit URL, seal and insert records in a child ``process``
             (default: the event loop's core stays free) or in a ``thread``.
+        strict: refuse to start unless the policy's sha256 has an approval record.
+        approvals: the approvals file (default: ``governance/approvals.yaml`` in the working
+            directory, else the one shipped with govbus, which approves the default policy).
     """
 
     def __init__(
@@ -115,6 +124,8 @@ class App:
         node: str | None = None,
         check_kinds: CheckKindRegistry | None = None,
         audit_writer: Literal["process", "thread"] = "process",
+        strict: bool = False,
+        approvals: str | Path | None = None,
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -133,6 +144,9 @@ class App:
         self._alert = alert
         self._default_timeout = default_timeout
         self._orchestrator: Orchestrator | None = None
+        self._strict = strict
+        self._approvals = Path(approvals) if approvals is not None else None
+        self.approval: Approval | None = None
 
     # -- construction ------------------------------------------------------------------------
 
@@ -146,6 +160,8 @@ class App:
             "audit": config.audit.url,
             "durability": config.audit.durability,
             "audit_writer": config.audit.writer,
+            "strict": config.require_approved_policy,
+            "approvals": config.approvals,
             "default_timeout": config.default_timeout,
             "node": config.node,
         }
@@ -207,8 +223,23 @@ class App:
             return parse_policy(_UNRESTRICTED, source="<unrestricted>", kinds=self.check_kinds)
         return load_policy(source, kinds=self.check_kinds)
 
+    @property
+    def approvals_path(self) -> Path:
+        """Where this app looks for approval records."""
+        if self._approvals is not None:
+            return self._approvals
+        local = Path("governance/approvals.yaml")
+        return local if local.exists() else default_approvals_path()
+
     async def start(self, agents: Sequence[str] | None = None) -> App:
-        """Load the policy, open the audit store and bus, and attach agents (default: all)."""
+        """Load the policy (in strict mode: check its approval), open the audit store and bus,
+        and attach agents (default: all).
+
+        Raises:
+            UnapprovedPolicyError: strict mode and no approval record for the policy's sha256.
+        """
+        if self._strict and self.orchestrator.state == "new":
+            self.approval = require_approval(self.policy, self.approvals_path)
         await self.orchestrator.start(agents)
         return self
 

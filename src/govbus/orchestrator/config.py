@@ -10,6 +10,8 @@ Example::
       durability: batch                # batch | sync
       writer: process                  # process (default) | thread
     default_timeout: 30
+    require_approved_policy: true      # strict mode: refuse an unapproved policy
+    approvals: governance/approvals.yaml
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class AppConfig(BaseModel):
     audit: AuditConfig = AuditConfig()
     node: str | None = None
     default_timeout: float = Field(default=30.0, gt=0)
+    require_approved_policy: bool = False
+    approvals: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> AppConfig:
@@ -72,6 +76,8 @@ class AppConfig(BaseModel):
                 for e in exc.errors(include_url=False)
             )
             raise ConfigError(f"{file}: invalid app config: {problems}") from None
-        if config.policy is not None and not Path(config.policy).is_absolute():
-            config = config.model_copy(update={"policy": str(file.parent / config.policy)})
+        for key in ("policy", "approvals"):
+            value = getattr(config, key)
+            if value is not None and not Path(value).is_absolute():
+                config = config.model_copy(update={key: str(file.parent / value)})
         return config
