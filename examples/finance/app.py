@@ -34,6 +34,7 @@ def create_app(
     bus: Bus | str | None = None,
     audit: AuditStore | str | None = None,
     advisor_timeout: float = 2.0,
+    strict: bool = False,
 ) -> App:
     """Build the example app (agents registered, nothing started)."""
     app = App(
@@ -41,6 +42,7 @@ def create_app(
         policy=policy if policy is not None else default_policy_path(),
         bus=bus,
         audit=audit,
+        strict=strict,
     )
 
     @app.agent(

@@ -63,9 +63,10 @@ async def run_demo(
     policy: str | None = None,
     output: str = "table",
     quiet: bool = False,
+    strict: bool = False,
 ) -> int:
     console = Console()
-    app = create_app(policy=policy, bus=bus, audit=audit)
+    app = create_app(policy=policy, bus=bus, audit=audit, strict=strict)
     started = time.perf_counter()
     results: list[StepResult] = []
     async with app:

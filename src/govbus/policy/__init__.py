@@ -30,7 +30,21 @@ from govbus.policy.errors import (
     PolicyNotFoundError,
 )
 from govbus.policy.kinds import CHECK_KINDS, CheckKind, CheckKindRegistry, CheckParams, LoadContext
-from govbus.policy.loader import load_policy, parse_policy, policy_schema
+from govbus.policy.loader import (
+    NodePositions,
+    load_policy,
+    node_positions,
+    parse_policy,
+    policy_schema,
+)
+from govbus.policy.review import (
+    Change,
+    Finding,
+    diff,
+    explain,
+    explain_html,
+    lint,
+)
 from govbus.policy.types import (
     ALLOW,
     Allow,
@@ -51,6 +65,7 @@ __all__ = [
     "ALLOW",
     "CHECK_KINDS",
     "Allow",
+    "Change",
     "CheckBuildError",
     "CheckFn",
     "CheckInput",
@@ -66,8 +81,10 @@ __all__ = [
     "DuplicateCheckKindError",
     "Escalate",
     "Evaluation",
+    "Finding",
     "LoadContext",
     "MessageScan",
+    "NodePositions",
     "ParamIssue",
     "Policy",
     "PolicyError",
@@ -76,7 +93,12 @@ __all__ = [
     "Redact",
     "Redaction",
     "When",
+    "diff",
+    "explain",
+    "explain_html",
+    "lint",
     "load_policy",
+    "node_positions",
     "parse_policy",
     "policy_schema",
 ]

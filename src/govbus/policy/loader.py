@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -42,7 +43,7 @@ from govbus.policy.errors import (
 )
 from govbus.policy.kinds import CHECK_KINDS, RESERVED_KEYS, CheckKindRegistry, LoadContext
 
-__all__ = ["load_policy", "parse_policy", "policy_schema"]
+__all__ = ["NodePositions", "load_policy", "node_positions", "parse_policy", "policy_schema"]
 
 _Path = tuple[str | int, ...]
 _Pos = tuple[int, int]
@@ -167,6 +168,48 @@ def parse_policy(
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _Loader(text, source, None, base, kinds).load()
+
+
+@dataclass(frozen=True, slots=True)
+class NodePositions:
+    """Where each node of a policy file is written, as 1-based ``(line, column)`` pairs.
+
+    Paths are tuples of mapping keys and list indexes, e.g. ``("spec", "checks", 0, "use")``.
+
+    Attributes:
+        values: the position of the value at each path.
+        keys: the position of the mapping key naming each path (absent for list items).
+        readable: False when the YAML could not be read at all (then both maps may be partial).
+    """
+
+    values: Mapping[_Path, _Pos]
+    keys: Mapping[_Path, _Pos]
+    readable: bool
+
+    def at(self, path: _Path, *, key: bool = False) -> _Pos:
+        """Where ``path`` is written: its key (``key=True``) or value, else its nearest parent."""
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+
+def node_positions(text: str) -> NodePositions:
+    """The positions of every node of the policy YAML ``text``, as the loader records them.
+
+    For tools that report on a policy that already loaded (``govbus policy lint`` warnings);
+    it reads the YAML only and validates nothing.
+
+    Example:
+        >>> node_positions("spec:\\n  mode: monitor\\n").at(("spec", "mode"))
+        (2, 9)
+    """
+    loader = _Loader(text, "<string>", None, Path.cwd(), CHECK_KINDS)
+    readable = loader._compose() is not _FAILED
+    return NodePositions(dict(loader.values), dict(loader.keys), readable)
 
 
 class _Loader:
