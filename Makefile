@@ -34,8 +34,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+POLICIES := $(filter-out %.cases.yaml,$(wildcard policies/*.yaml))
+
 check: lint typecheck test
-	$(BIN)/govbus run --quiet
+	$(BIN)/govbus policy lint $(POLICIES)
+	$(BIN)/govbus policy test policies/ --min-coverage 100
+	$(BIN)/govbus run --strict --quiet
 
 bench: $(STAMP)
 	$(BIN)/python bench/dispatch.py --json

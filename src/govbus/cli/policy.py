@@ -211,7 +211,8 @@ def policy_test(paths: Sequence[str], *, min_coverage: float = 0.0, output: str 
     total = sum(len(r.results) for _, _, r in reports)
     failed = sum(1 for _, _, r in reports for x in r.results if not x.passed)
     low = [str(c) for c, _, r in reports if r.coverage_percent < min_coverage]
-    print(f"{total - failed} passed, {failed} failed")
+    # Not "N passed, N failed": CI reads that form as the test runner's own count.
+    print(f"{total - failed} of {total} cases passed" + (f"; {failed} failed" if failed else ""))
     if low:
         print(f"coverage below {min_coverage:g}%: {', '.join(low)}")
     return 0 if ok else 1

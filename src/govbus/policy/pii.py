@@ -458,7 +458,7 @@ def _phone_ok(text: str, start: int, end: int) -> bool:
         return False
     if core.startswith("+"):
         return 8 <= n <= 15 and digits[0] != "0"
-    if digits.startswith("00") and digits[2] != "0" and 10 <= n <= 17 and not core.isdigit():
+    if 10 <= n <= 17 and digits.startswith("00") and digits[2] != "0" and not core.isdigit():
         return True  # international prefix 00 + country code, written in groups
     if not 7 <= n <= 12:
         return False

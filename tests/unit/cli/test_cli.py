@@ -236,7 +236,7 @@ def test_policy_test_passes_the_repository_cases(capsys: pytest.CaptureFixture[s
     assert main(["policy", "test", str(ROOT / "policies"), "--min-coverage", "100"]) == 0
     out = capsys.readouterr().out
     assert "coverage: 100%" in out
-    assert "0 failed" in out
+    assert "6 of 6 cases passed" in out
 
 
 def test_policy_test_fails_a_wrong_case_and_low_coverage(

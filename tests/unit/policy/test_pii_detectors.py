@@ -421,3 +421,11 @@ def test_unknown_entities_are_refused() -> None:
 def test_entities_lists_every_detector_and_match_is_a_tuple() -> None:
     assert len(ENTITIES) == 10 and PiiDetector().entities == frozenset(ENTITIES)
     assert PiiMatch("email", 1, 2) == ("email", 1, 2)
+
+
+@pytest.mark.parametrize("text", ["00", "0", "+", "00 ", "tel 00", "call 0 0"])
+def test_tiny_digit_runs_never_raise(text: str) -> None:
+    """Found by hypothesis: a two-digit '00' once indexed past its end (full path)."""
+    detector = PiiDetector(["phone"])
+    assert detector.find(text) == []
+    assert detector._find_all(text) == []
