@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from govbus.audit import Durability
 from govbus.errors import ConfigError
+from govbus.policy.errors import yaml_error
 
 DEFAULT_AUDIT_URL = "sqlite:///.govbus/audit.db"
 
@@ -63,9 +64,7 @@ class AppConfig(BaseModel):
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
-            raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+            raise yaml_error(file, exc) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{file}: app config must be a mapping of settings")
         try:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from govbus.errors import ConfigError
 from govbus.policy.engine import Policy
+from govbus.policy.errors import yaml_error
 
 
 class Approval(BaseModel):
@@ -57,9 +58,7 @@ def load_approvals(path: str | Path) -> list[Approval]:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read approvals: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise yaml_error(file, exc) from None
     if not isinstance(data, dict) or not isinstance(data.get("approvals"), list):
         raise ConfigError(f"{file}: an approvals file is a mapping with an 'approvals' list")
     records = []

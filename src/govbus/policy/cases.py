@@ -27,6 +27,7 @@ import yaml
 from govbus.envelope import Message
 from govbus.errors import ConfigError, EnvelopeError
 from govbus.policy.engine import Policy
+from govbus.policy.errors import yaml_error
 from govbus.policy.types import CheckInput, Evaluation, MessageScan
 from govbus.registry.card import AgentCard
 
@@ -104,9 +105,7 @@ def load_cases(path: str | Path) -> list[Case]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise yaml_error(file, exc) from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise ConfigError(f"{file}: a cases file is a mapping with a 'cases' list")
     lines = _case_lines(root)

@@ -136,3 +136,10 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def yaml_error(file: object, exc: Exception) -> ConfigError:
+    """A :class:`ConfigError` for a YAML syntax error, located as ``file:line:col``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
+    return ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}")

@@ -26,10 +26,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from typing import Annotated, Any, Final, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
+from govbus.envelope import validate_glob
 from govbus.policy.errors import CheckKindError, DuplicateCheckKindError, did_you_mean
 from govbus.policy.types import CheckFn
 
@@ -47,6 +48,15 @@ _KEY_PATTERN: Final = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*\Z")
 
 #: Keys of a check entry that belong to the policy frame, not to the kind's parameters.
 RESERVED_KEYS: Final = frozenset({"id", "use", "when", "mode", "description"})
+
+
+def _glob(value: str) -> str:
+    return validate_glob(value)
+
+
+#: A parameter holding a message-type glob (``portfolio.*``): validated where it is written,
+#: so a bad glob is reported at its own line.
+TypeGlob = Annotated[StrictStr, Field(min_length=1), AfterValidator(_glob)]
 
 
 class CheckParams(BaseModel):

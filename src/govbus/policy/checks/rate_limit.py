@@ -44,10 +44,10 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Final, Literal
 
-from pydantic import Field, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import Field, StrictFloat, StrictInt
 
-from govbus.envelope import TypePattern, validate_glob
-from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext
+from govbus.envelope import TypePattern
+from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob
 from govbus.policy.types import ALLOW, CheckFn, CheckInput, Decision, Deny
 
 #: How many recent message ids (with their verdicts) the per-message dedupe remembers.
@@ -75,15 +75,8 @@ class RateLimitParams(CheckParams):
     rate: StrictFloat = Field(gt=0, allow_inf_nan=False)
     burst: StrictInt = Field(ge=1)
     per: Literal["actor", "sender", "tenant"] = "actor"
-    types: list[StrictStr] = Field(default_factory=lambda: ["*"], min_length=1)
+    types: list[TypeGlob] = Field(default_factory=lambda: ["*"], min_length=1)
     max_keys: StrictInt = Field(default=100_000, ge=1)
-
-    @field_validator("types")
-    @classmethod
-    def _valid_globs(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            validate_glob(pattern)
-        return value
 
 
 @CHECK_KINDS.register(

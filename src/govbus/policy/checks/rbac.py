@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictStr, field_validator
+from pydantic import Field, StrictStr
 
-from govbus.envelope import TypePattern, validate_glob
+from govbus.envelope import TypePattern
 from govbus.policy.engine import NameGlobs
 from govbus.policy.errors import CheckBuildError, ParamIssue, did_you_mean
-from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext
+from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob
 from govbus.policy.types import ALLOW, CheckFn, CheckInput, Decision, Deny
 
 _NonEmpty = Annotated[StrictStr, Field(min_length=1)]
@@ -34,16 +34,9 @@ _NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 class RbacRule(CheckParams):
     """One rule: messages of ``types`` (from ``senders``, if given) need one of ``roles``."""
 
-    types: list[_NonEmpty] = Field(min_length=1)
+    types: list[TypeGlob] = Field(min_length=1)
     roles: list[_NonEmpty] = Field(min_length=1)
     senders: list[_NonEmpty] | None = Field(default=None, min_length=1)
-
-    @field_validator("types")
-    @classmethod
-    def _valid_globs(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            validate_glob(pattern)
-        return value
 
 
 class RbacParams(CheckParams):

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, StrictStr, field_validator
+from pydantic import Field, StrictStr
 
-from govbus.envelope import TypePattern, validate_glob
+from govbus.envelope import TypePattern
 from govbus.policy.engine import NameGlobs
-from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext
+from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob
 from govbus.policy.types import ALLOW, CheckFn, CheckInput, Decision, Deny
 
 #: The recipient name used when a message goes to a client rather than an agent.
@@ -52,14 +52,7 @@ class RouteRule(CheckParams):
 
     senders: list[_NonEmpty] = Field(alias="from", min_length=1)
     to: list[_NonEmpty] = Field(min_length=1)
-    types: list[_NonEmpty] = Field(min_length=1)
-
-    @field_validator("types")
-    @classmethod
-    def _valid_globs(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            validate_glob(pattern)
-        return value
+    types: list[TypeGlob] = Field(min_length=1)
 
 
 class RoutesParams(CheckParams):
