@@ -29,7 +29,8 @@ FALLBACK_OF: Final = "fallback_of"
 POLICY_SHA256: Final = "policy_sha256"
 REPLY_TO: Final = "reply_to"
 
-_TYPE_PATTERN = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
+#: What a message type looks like: dotted lowercase segments (``portfolio.analyze``).
+MESSAGE_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
 
 
 class Classification(RankedStrEnum):
@@ -101,7 +102,7 @@ class Message(BaseModel):
 
     spec: Literal["govbus/1"] = SPEC_VERSION
     id: str = Field(default_factory=new_id, min_length=1, max_length=128)
-    type: str = Field(pattern=_TYPE_PATTERN, max_length=200)
+    type: str = Field(pattern=MESSAGE_TYPE_PATTERN, max_length=200)
     sender: str = Field(alias="from", min_length=1, max_length=200)
     to: str | None = Field(default=None, min_length=1, max_length=200)
     classification: Classification = Classification.INTERNAL

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from govbus.envelope import MESSAGE_TYPE_PATTERN
 from govbus.errors import ConfigError, EnvelopeError
 from govbus.policy.approvals import Approval
 from govbus.policy.cases import Case, evaluate_case
@@ -44,9 +45,9 @@ __all__ = [
 
 Severity = Literal["error", "warning"]
 
-# The envelope's rule for message types (govbus.envelope.model): a `when.types` entry without
-# wildcards that breaks it can never equal a message's type.
-_MESSAGE_TYPE: Final = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*")
+# A `when.types` entry without wildcards that breaks the envelope's rule for message types can
+# never equal a message's type.
+_MESSAGE_TYPE: Final = re.compile(MESSAGE_TYPE_PATTERN)
 
 # Parameter names whose values are role names, in the built-in kinds (rbac, declassify,
 # risk_ceiling); custom kinds that follow the naming count too.
