@@ -28,10 +28,17 @@ from govbus.envelope import Message
 from govbus.errors import ConfigError, EnvelopeError
 from govbus.policy.engine import Policy
 from govbus.policy.errors import yaml_error
+from govbus.policy.loader import node_positions
 from govbus.policy.types import CheckInput, Evaluation, MessageScan
 from govbus.registry.card import AgentCard
 
 Verdict = Literal["allow", "deny"]
+
+
+class CaseError(ConfigError):
+    """A case cannot be run: its message is invalid or its recipient unknown."""
+
+    code = "case_invalid"
 
 
 @dataclass(frozen=True)
@@ -102,17 +109,16 @@ def load_cases(path: str | Path) -> list[Case]:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read cases file: {exc.strerror}") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise yaml_error(file, exc) from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise ConfigError(f"{file}: a cases file is a mapping with a 'cases' list")
-    lines = _case_lines(root)
+    positions = node_positions(text)
     cases = []
     allowed = {"note", "message", "want", "want_check", "recipient", "fill"}
     for index, raw in enumerate(data["cases"]):
-        line = lines[index] if index < len(lines) else 0
+        line = positions.at(("cases", index))[0]
         where = f"{file}:{line}"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: case {index} must be a mapping")
@@ -140,21 +146,26 @@ def load_cases(path: str | Path) -> list[Case]:
     return cases
 
 
-def _case_lines(root: yaml.Node | None) -> list[int]:
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    for key, value in root.value:
-        if key.value == "cases" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []
-
-
 def evaluate_case(
     policy: Policy, case: Case, cards: Mapping[str, AgentCard], now: datetime | None = None
 ) -> Evaluation:
-    """Evaluate one case's message for its recipient (raises EnvelopeError / KeyError)."""
-    message = case.build_message()
-    recipient = cards[case.recipient] if case.recipient else None
+    """Evaluate one case's message for its recipient.
+
+    Raises:
+        CaseError: the case's message is invalid or names an unknown recipient (the message
+            says which case, by file and line).
+    """
+    where = f"{case.file}:{case.line}"
+    try:
+        message = case.build_message()
+    except EnvelopeError as exc:
+        raise CaseError(f"{where}: invalid case message: {exc}") from None
+    recipient = None
+    if case.recipient:
+        recipient = cards.get(case.recipient)
+        if recipient is None:
+            known = ", ".join(sorted(cards)) or "none"
+            raise CaseError(f"{where}: unknown recipient {case.recipient!r} (known: {known})")
     return policy.evaluate(
         CheckInput(
             message=message,
@@ -176,12 +187,8 @@ def run_cases(
     for case in cases:
         try:
             evaluation = evaluate_case(policy, case, cards)
-        except EnvelopeError as exc:
-            results.append(CaseResult(case, False, None, None, f"bad message: {exc}"))
-            continue
-        except KeyError:
-            missing = f"unknown recipient {case.recipient!r} (known: {', '.join(sorted(cards))})"
-            results.append(CaseResult(case, False, None, None, missing))
+        except CaseError as exc:
+            results.append(CaseResult(case, False, None, None, str(exc)))
             continue
         for result in evaluation.results:
             seen[result.check_id].add("deny" if result.outcome == "deny" else result.outcome)

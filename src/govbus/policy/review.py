@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from govbus.envelope import MESSAGE_TYPE_PATTERN
-from govbus.errors import ConfigError, EnvelopeError
 from govbus.policy.approvals import Approval
 from govbus.policy.cases import Case, evaluate_case
 from govbus.policy.engine import CompiledCheck, Policy, When
@@ -501,7 +500,7 @@ def diff(
         cards: the agent cards that a case's ``recipient`` names.
 
     Raises:
-        ConfigError: a case cannot be turned into a message, or names an unknown recipient.
+        CaseError: a case's message is invalid or names an unknown recipient.
     """
     changes: list[Change] = []
     for label, a, b in (
@@ -633,14 +632,7 @@ def _case_changes(
 def _verdict(
     policy: Policy, case: Case, cards: Mapping[str, AgentCard], now: datetime
 ) -> tuple[bool, str | None]:
-    try:
-        evaluation = evaluate_case(policy, case, cards, now)
-    except EnvelopeError as exc:
-        raise ConfigError(f"{case.file}:{case.line}: invalid case message: {exc}") from None
-    except KeyError:
-        raise ConfigError(
-            f"{case.file}:{case.line}: unknown recipient {case.recipient!r}"
-        ) from None
+    evaluation = evaluate_case(policy, case, cards, now)
     deciding = evaluation.deciding
     return evaluation.allowed, deciding.check_id if deciding is not None else None
 

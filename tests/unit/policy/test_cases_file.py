@@ -70,10 +70,11 @@ def test_unknown_recipient_and_bad_message_fail_the_case(tmp_path: Path) -> None
         "cases:\n  - {note: n, message: {type: a.b, from: x}, want: deny, recipient: ghost}\n"
         "  - {note: m, message: {type: Bad Type, from: x}, want: deny}\n"
     )
-    report = run_cases(parse_policy(POLICY), load_cases(write(tmp_path, text)))
+    path = write(tmp_path, text)
+    report = run_cases(parse_policy(POLICY), load_cases(path))
     problems = [r.problem or "" for r in report.results]
-    assert "unknown recipient 'ghost'" in problems[0]
-    assert problems[1].startswith("bad message")
+    assert problems[0] == f"{path}:2: unknown recipient 'ghost' (known: none)"
+    assert problems[1].startswith(f"{path}:3: invalid case message")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from govbus.errors import ConfigError
 from govbus.policy import (
     CHECK_KINDS,
     PolicyNotFoundError,
@@ -19,7 +18,7 @@ from govbus.policy import (
     parse_policy,
 )
 from govbus.policy.approvals import Approval
-from govbus.policy.cases import Case
+from govbus.policy.cases import Case, CaseError
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = ROOT / "policies" / "default.yaml"
@@ -262,5 +261,5 @@ def test_diff_reports_cases_that_change_outcome() -> None:
 def test_diff_case_with_unknown_recipient_is_an_error() -> None:
     policy = parse_policy(BASE)
     ghost = dataclasses.replace(CASES[1], recipient="ghost")
-    with pytest.raises(ConfigError, match="unknown recipient 'ghost'"):
+    with pytest.raises(CaseError, match=r"<cases>:0: unknown recipient 'ghost'"):
         diff(policy, policy, cases=[ghost])
