@@ -19,6 +19,7 @@ from govbus.policy import (
 )
 from govbus.policy.approvals import find_approval, load_approvals
 from govbus.policy.cases import load_cases, run_cases
+from govbus.registry import AgentCard
 
 
 def policy_hash(files: Sequence[str]) -> int:
@@ -107,17 +108,19 @@ def policy_explain(file: str, *, output: str = "md", approvals: str | None = Non
     return 0
 
 
+def _example_cards() -> dict[str, AgentCard]:
+    """The cards of the example app's agents: the recipients cases name (default.cases.yaml)."""
+    from govbus.examples.finance import create_app
+
+    return {card.name: card for card in create_app(audit="memory://").registry.cards}
+
+
 def policy_diff(old: str, new: str, *, cases: str | None = None, output: str = "text") -> int:
     """``govbus policy diff``: print the semantic changes (and changed case outcomes); exit 0."""
     before = load_policy(old)
     after = load_policy(new)
     case_list = load_cases(cases) if cases is not None else None
-    cards = None
-    if case_list is not None:
-        # Cases name the example application's agents as recipients (see default.cases.yaml).
-        from govbus.examples.finance import create_app
-
-        cards = {card.name: card for card in create_app(audit="memory://").registry.cards}
+    cards = _example_cards() if case_list is not None else None
     changes = diff(before, after, cases=case_list, cards=cards)
     if output == "json":
         print(
@@ -161,9 +164,7 @@ def _case_files(paths: Sequence[str]) -> list[tuple[Path, Path]]:
 
 def policy_test(paths: Sequence[str], *, min_coverage: float = 0.0, output: str = "text") -> int:
     """``govbus policy test``: run cases, print pass/fail per case and coverage per check."""
-    from govbus.examples.finance import create_app
-
-    cards = {card.name: card for card in create_app(audit="memory://").registry.cards}
+    cards = _example_cards()
     reports = []
     for cases_file, policy_file in _case_files(paths):
         report = run_cases(load_policy(policy_file), load_cases(cases_file), cards)
