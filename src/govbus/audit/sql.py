@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing.util
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from multiprocessing.connection import Connection as _PipeConnection
@@ -100,6 +100,19 @@ class _ChildProcess:
 
     def close(self) -> None:
         self._popen.wait()
+
+
+def _hang_up(process: _ChildProcess, conn: Any) -> None:
+    """Ask the child to close, as ``close()`` does: it commits the batches it has and exits.
+
+    (Closing our socket is not enough: the reader thread, blocked reading it, keeps the socket
+    open, so the child would never see EOF.)
+    """
+    with contextlib.suppress(OSError):
+        conn.send_bytes(b"C")  # govbus.audit.process.CLOSE
+    _reap(process, 5.0)
+    with contextlib.suppress(OSError):
+        conn.close()
 
 
 def _reap(process: Any, timeout: float) -> bool:
@@ -177,13 +190,13 @@ class SqlAuditStore:
             progress (database down) before raising :class:`AuditUnavailableError`.
         page_size: records per query when reading.
         writer: ``"thread"`` seals and inserts in a thread of this process; ``"process"`` in a
-            child process (spawned, named ``govbus-audit-writer[<node>]``), so sealing and
-            inserts do not hold this process's GIL. This process then only queues events and
-            pickles plain tuples to the child in a feeder thread. If the child dies, waiters and
-            later ``submit`` calls get :class:`AuditUnavailableError` (fail closed). The spool
-            seam (:meth:`_on_persistent_failure`) is only available with ``"thread"``. As with
-            any spawned process, a script that starts the store must guard its entry point with
-            ``if __name__ == "__main__":``.
+            child interpreter (``python -m govbus.audit.process``), so sealing and inserts do
+            not hold this process's GIL. This process then only queues events and pickles plain
+            tuples to the child in a feeder thread. The child is started with ``subprocess``,
+            not ``multiprocessing``, so scripts need no ``if __name__ == "__main__"`` guard. If
+            the child dies, waiters and later ``submit`` calls get
+            :class:`AuditUnavailableError` (fail closed). The spool seam
+            (:meth:`_on_persistent_failure`) is only available with ``"thread"``.
     """
 
     def __init__(
@@ -247,11 +260,11 @@ class SqlAuditStore:
         self._chain: ChainWriter | None = None
         # Process mode: the child, its pipe, and the batches sent but not yet acknowledged
         # (id -> [event count, waiters]), shared by the feeder and reader threads.
-        self._process: Any = None  # multiprocessing.process.BaseProcess
-        self._conn: Any = None  # multiprocessing.connection.Connection
+        self._process: _ChildProcess | None = None
+        self._conn: Any = None  # multiprocessing.connection.Connection over a socket
         self._child_abort: Any = None  # Connection: a byte on it stops the child retrying
         self._reader_thread: threading.Thread | None = None
-        self._finalizer: Any = None
+        self._finalizer: weakref.finalize[..., SqlAuditStore] | None = None
         self._pending: dict[int, list[Any]] = {}
         self._pending_lock = threading.Lock()
         self._process_lock = threading.Lock()  # one thread at a time reaps the child
@@ -665,11 +678,9 @@ class SqlAuditStore:
             raise
         _log.debug("audit writer process %d ready for chain %r at %s", proc.pid, *reply[1:])
         self._process, self._conn, self._child_abort = proc, parent_conn, abort_writer
-        # If close() is forgotten, stop the child before multiprocessing joins it at exit
-        # (it would otherwise wait on our pipe forever); priority >= 0 runs first.
-        self._finalizer = multiprocessing.util.Finalize(
-            self, _reap, args=(proc, 0.0), exitpriority=10
-        )
+        # If close() is forgotten: at exit (or when the store is collected) hang up, so the
+        # child commits what it has and exits on EOF, then reap it (bounded).
+        self._finalizer = weakref.finalize(self, _hang_up, proc, parent_conn)
         self._reader_thread = threading.Thread(
             target=self._read_forever,
             name=f"govbus-audit-reader[{self._node}]",
@@ -769,8 +780,11 @@ class SqlAuditStore:
     def _on_child_exit(self) -> None:
         """The child is gone without being asked to close: fail closed."""
         with self._process_lock:
-            self._process.join(1.0)
-            code = self._process.exitcode
+            process = self._process
+            if process is None:  # close() already reaped it: nothing is waiting any more
+                return
+            process.join(1.0)
+            code = process.exitcode
         queued = sum(1 for item in list(self._queue) if type(item) is not _Waiter)
         with self._pending_lock:
             lost = list(self._pending.values())
@@ -789,6 +803,8 @@ class SqlAuditStore:
 
     def _stop_process(self) -> None:
         """Stop the feeder, ask the child to finish and exit, and reap it (bounded)."""
+        process = self._process
+        assert process is not None, "_stop_process runs only after a started child"
         bound = self._write_timeout + 5.0
         if self._thread is not None:
             self._thread.join(bound)
@@ -796,7 +812,7 @@ class SqlAuditStore:
             with contextlib.suppress(OSError):
                 self._conn.send_bytes(b"C")  # govbus.audit.process.CLOSE
         with self._process_lock:
-            if not _reap(self._process, bound):
+            if not _reap(process, bound):
                 _log.error("audit writer process for %s did not exit; killed it", self._where)
         for thread in (self._reader_thread, self._thread):
             if thread is not None:
@@ -806,10 +822,10 @@ class SqlAuditStore:
             self._uncommitted += sum(count for count, _ in self._pending.values())
             self._pending.clear()
         if self._finalizer is not None:
-            self._finalizer.cancel()
+            self._finalizer.detach()
         self._conn.close()
         self._child_abort.close()
-        self._process.close()
+        process.close()
         self._process = None
 
     # -- reading --------------------------------------------------------------------------

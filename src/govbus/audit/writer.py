@@ -44,8 +44,8 @@ class ChainConflictError(Exception):
 
 
 class _Abort(Protocol):
-    """What the writer core needs of an abort flag (``threading.Event`` or its
-    ``multiprocessing`` twin)."""
+    """What the writer core needs of an abort flag: a ``threading.Event`` in the writer thread,
+    a pipe-backed flag in the writer process."""
 
     def is_set(self) -> bool: ...
 

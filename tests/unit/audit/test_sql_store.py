@@ -707,3 +707,40 @@ def test_a_spool_subclass_is_refused_in_process_mode(db: Path) -> None:
     with pytest.raises(ValueError, match="needs writer='thread'"):
         Spooling(str(db), writer="process")
     Spooling(str(db), writer="thread")
+
+
+FORGETFUL_SCRIPT = """
+import asyncio
+from datetime import UTC, datetime
+from govbus.audit import AuditEvent, SqlAuditStore
+
+async def main():
+    store = SqlAuditStore({url!r}, writer="process")
+    await store.start()
+    for i in range(5):
+        await store.write(AuditEvent("admin", datetime.now(UTC), "x", data={{"i": i}}))
+    print(store.writer_pid)
+
+asyncio.run(main())  # no close()
+"""
+
+
+def test_a_forgotten_close_still_stops_the_writer_gracefully(tmp_path: Path) -> None:
+    """At exit the child is asked to close (not killed): it exits on its own, nothing is lost,
+    and nothing is left running."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "forgot.db"
+    script = tmp_path / "forgetful.py"
+    script.write_text(FORGETFUL_SCRIPT.format(url=f"sqlite:///{db}"))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "exited with code" not in done.stderr  # not terminated or killed
+    pid = int(done.stdout.strip())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    report = verify_url(f"sqlite:///{db}")
+    assert (report.ok, report.records) == (True, 5)
