@@ -59,6 +59,12 @@ def _glob(value: str) -> str:
 TypeGlob = Annotated[StrictStr, Field(min_length=1), AfterValidator(_glob)]
 
 
+def join_or(items: Iterable[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``: for ``describe`` sentences."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 class CheckParams(BaseModel):
     """Base model for a kind's parameters: unknown keys are errors, and parameters are frozen.
 
@@ -105,12 +111,15 @@ class CheckKind(Generic[P]):
         params: pydantic model validating the check entry's parameters.
         build: turns validated parameters and a :class:`LoadContext` into a check callable.
         summary: one plain-language line, shown by ``govbus policy explain``.
+        describe: optional: a check's parameters in plain-language sentences, for
+            ``govbus policy explain`` (without it, explain lists parameter names and values).
     """
 
     key: str
     params: type[P]
     build: BuildFn[P]
     summary: str
+    describe: Callable[[P], list[str]] | None = None
 
 
 class CheckKindRegistry:
@@ -132,7 +141,12 @@ class CheckKindRegistry:
             self.add(kind)
 
     def register(
-        self, key: str, *, params: type[P], summary: str
+        self,
+        key: str,
+        *,
+        params: type[P],
+        summary: str,
+        describe: Callable[[P], list[str]] | None = None,
     ) -> Callable[[BuildFn[P]], BuildFn[P]]:
         """Decorator registering a build function under ``key``; returns the function unchanged.
 
@@ -143,7 +157,9 @@ class CheckKindRegistry:
         """
 
         def decorator(build: BuildFn[P]) -> BuildFn[P]:
-            self.add(CheckKind(key=key, params=params, build=build, summary=summary))
+            self.add(
+                CheckKind(key=key, params=params, build=build, summary=summary, describe=describe)
+            )
             return build
 
         return decorator

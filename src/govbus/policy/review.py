@@ -28,7 +28,7 @@ from govbus.policy.approvals import Approval
 from govbus.policy.cases import Case, evaluate_case
 from govbus.policy.engine import CompiledCheck, Policy, When
 from govbus.policy.errors import PolicyError, PolicyNotFoundError
-from govbus.policy.kinds import CHECK_KINDS, CheckKindRegistry
+from govbus.policy.kinds import CHECK_KINDS, CheckKindRegistry, join_or
 from govbus.policy.loader import NodePositions, load_policy, node_positions
 from govbus.registry.card import AgentCard
 
@@ -351,7 +351,7 @@ def _explain(
         lines += [
             f"- Applies to: {_when_words(check.when)}.",
             f"- Effect: {_effect(check)}",
-            *(f"- {p}" for p in _param_words(check)),
+            *(f"- {p}" for p in _param_words(check, kinds)),
             f"- Records: the audit log records this check's outcome for every message "
             f"(allow, {_outcomes(check)}, or skipped when it does not apply), with its evidence.",
         ]
@@ -365,19 +365,14 @@ def _when_words(when: When) -> str:
         return "all messages"
     parts = ["messages"]
     if "types" in spec:
-        parts.append(f"of types {_or(spec['types'])}")
+        parts.append(f"of types {join_or(spec['types'])}")
     if "senders" in spec:
-        parts.append(f"sent by senders matching {_or(spec['senders'])}")
+        parts.append(f"sent by senders matching {join_or(spec['senders'])}")
     if "recipients" in spec:
-        parts.append(f"sent to agents matching {_or(spec['recipients'])}")
+        parts.append(f"sent to agents matching {join_or(spec['recipients'])}")
     if "classification_at_least" in spec:
         parts.append(f"classified {spec['classification_at_least']} or above")
     return " ".join(parts)
-
-
-def _or(items: Sequence[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
 def _action(check: CompiledCheck) -> str:
@@ -408,38 +403,13 @@ def _effect(check: CompiledCheck) -> str:
     )
 
 
-def _param_words(check: CompiledCheck) -> list[str]:
-    p = check.params.model_dump(mode="json", by_alias=True)
-    kind = check.kind
-    if kind == "length":
-        what = "content" if p.get("measure") == "content" else "whole envelope"
-        return [f"Limit: at most {p['max_bytes']:,} bytes of the message's {what}."]
-    if kind == "required_metadata":
-        blank = " (a blank value counts as missing)" if p.get("non_empty") else ""
-        return [f"Required metadata keys: {', '.join(p['keys'])}{blank}."]
-    if kind in ("rbac", "routes"):
-        words = []
-        for rule in p["rules"]:
-            if kind == "rbac":
-                senders = f" from senders {_or(rule['senders'])}" if rule.get("senders") else ""
-                words.append(
-                    f"Rule: messages of types {_or(rule['types'])}{senders} need one of the "
-                    f"roles {_or(rule['roles'])}."
-                )
-            else:
-                words.append(
-                    f"Route: {_or(rule['from'])} may send {_or(rule['types'])} to "
-                    f"{_or(rule['to'])}."
-                )
-        verb = "allowed" if p.get("default") == "allow" else "denied"
-        words.append(f"Messages no rule covers are {verb}.")
-        return words
-    if kind == "rate_limit":
-        return [
-            f"Limit: {p['rate']:g} messages per second per {p['per']}, bursts of up to "
-            f"{p['burst']}, for types {_or(p['types'])}."
-        ]
-    return [f"{name}: {json.dumps(value, sort_keys=True)}" for name, value in p.items()]
+def _param_words(check: CompiledCheck, kinds: CheckKindRegistry) -> list[str]:
+    """The kind's own plain-language description of its parameters, else names and values."""
+    kind = kinds.get(check.kind)
+    if kind is not None and kind.describe is not None:
+        return kind.describe(check.params)
+    dumped = check.params.model_dump(mode="json", by_alias=True)
+    return [f"{name}: {json.dumps(value, sort_keys=True)}" for name, value in dumped.items()]
 
 
 # -- diff --------------------------------------------------------------------------------------

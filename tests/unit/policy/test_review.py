@@ -263,3 +263,62 @@ def test_diff_case_with_unknown_recipient_is_an_error() -> None:
     ghost = dataclasses.replace(CASES[1], recipient="ghost")
     with pytest.raises(CaseError, match=r"<cases>:0: unknown recipient 'ghost'"):
         diff(policy, policy, cases=[ghost])
+
+
+def test_explain_uses_each_kinds_own_description() -> None:
+    """Kinds describe their parameters themselves (rbac, routes, rate_limit here); a custom kind
+    with a ``describe`` hook is explained in its own words, one without it by name and value."""
+    from govbus.policy import ALLOW, CHECK_KINDS, CheckParams
+
+    class Quiet(CheckParams):
+        hours: int = 22
+
+    kinds = CHECK_KINDS.copy()
+
+    @kinds.register(
+        "quiet_hours",
+        params=Quiet,
+        summary="Refuse messages at night.",
+        describe=lambda p: [f"Quiet from {p.hours}:00."],
+    )
+    def quiet(params: Quiet, ctx: object) -> object:
+        return lambda inp: ALLOW
+
+    @kinds.register("plain", params=Quiet, summary="No description hook.")
+    def plain(params: Quiet, ctx: object) -> object:
+        return lambda inp: ALLOW
+
+    policy = parse_policy(
+        """\
+apiVersion: govbus/v1
+kind: Policy
+metadata: {name: words, version: "1"}
+spec:
+  checks:
+    - id: roles
+      use: rbac
+      rules: [{types: ["portfolio.*"], roles: [advisor, admin], senders: [web]}]
+    - id: paths
+      use: routes
+      rules: [{from: [intake], to: [advisor], types: [advice.request, advice.followup]}]
+      default: allow
+    - id: pace
+      use: rate_limit
+      rate: 2.5
+      burst: 10
+    - id: night
+      use: quiet_hours
+    - id: other
+      use: plain
+""",
+        kinds=kinds,
+    )
+    text = explain(policy, kinds=kinds)
+    assert "Rule: messages of types portfolio.* from senders web need one of the roles " in text
+    assert "roles advisor or admin." in text
+    assert "Route: intake may send advice.request or advice.followup to advisor." in text
+    assert "Messages no rule covers are denied." in text  # rbac default
+    assert "Messages no rule covers are allowed." in text  # routes default: allow
+    assert "Limit: 2.5 messages per second per actor, bursts of up to 10, for types *." in text
+    assert "Quiet from 22:00." in text
+    assert "- hours: 22" in text

@@ -36,9 +36,15 @@ class LengthParams(CheckParams):
     measure: Literal["content", "envelope"] = "content"
 
 
+def _describe(params: LengthParams) -> list[str]:
+    what = "content" if params.measure == "content" else "whole envelope"
+    return [f"Limit: at most {params.max_bytes:,} bytes of the message's {what}."]
+
+
 @CHECK_KINDS.register(
     "length",
     params=LengthParams,
+    describe=_describe,
     summary="Deny any message whose content (or whole envelope) is larger than max_bytes.",
 )
 def build(params: LengthParams, ctx: LoadContext) -> CheckFn:

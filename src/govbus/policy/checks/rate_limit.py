@@ -47,7 +47,7 @@ from typing import Final, Literal
 from pydantic import Field, StrictFloat, StrictInt
 
 from govbus.envelope import TypePattern
-from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob
+from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob, join_or
 from govbus.policy.types import ALLOW, CheckFn, CheckInput, Decision, Deny
 
 #: How many recent message ids (with their verdicts) the per-message dedupe remembers.
@@ -79,9 +79,17 @@ class RateLimitParams(CheckParams):
     max_keys: StrictInt = Field(default=100_000, ge=1)
 
 
+def _describe(params: RateLimitParams) -> list[str]:
+    return [
+        f"Limit: {params.rate:g} messages per second per {params.per}, bursts of up to "
+        f"{params.burst}, for types {join_or(params.types)}."
+    ]
+
+
 @CHECK_KINDS.register(
     "rate_limit",
     params=RateLimitParams,
+    describe=_describe,
     summary=(
         "Limit how fast each actor, sender or tenant may send messages (a token bucket: "
         "rate per second, burst at once); a message counts once however many recipients it has."

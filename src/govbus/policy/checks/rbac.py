@@ -25,7 +25,7 @@ from pydantic import Field, StrictStr
 from govbus.envelope import TypePattern
 from govbus.policy.engine import NameGlobs
 from govbus.policy.errors import CheckBuildError, ParamIssue, did_you_mean
-from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob
+from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob, join_or
 from govbus.policy.types import ALLOW, CheckFn, CheckInput, Decision, Deny
 
 _NonEmpty = Annotated[StrictStr, Field(min_length=1)]
@@ -51,9 +51,22 @@ class RbacParams(CheckParams):
     default: Literal["allow", "deny"] = "deny"
 
 
+def _describe(params: RbacParams) -> list[str]:
+    words = []
+    for rule in params.rules:
+        senders = f" from senders {join_or(rule.senders)}" if rule.senders else ""
+        words.append(
+            f"Rule: messages of types {join_or(rule.types)}{senders} need one of the "
+            f"roles {join_or(rule.roles)}."
+        )
+    verb = "allowed" if params.default == "allow" else "denied"
+    return [*words, f"Messages no rule covers are {verb}."]
+
+
 @CHECK_KINDS.register(
     "rbac",
     params=RbacParams,
+    describe=_describe,
     summary=(
         "Require the actor to hold one of a rule's roles for the message types it covers; "
         "the first matching rule decides."

@@ -30,9 +30,15 @@ class RequiredMetadataParams(CheckParams):
     non_empty: StrictBool = True
 
 
+def _describe(params: RequiredMetadataParams) -> list[str]:
+    blank = " (a blank value counts as missing)" if params.non_empty else ""
+    return [f"Required metadata keys: {', '.join(params.keys)}{blank}."]
+
+
 @CHECK_KINDS.register(
     "required_metadata",
     params=RequiredMetadataParams,
+    describe=_describe,
     summary="Deny any message that lacks one of the listed metadata keys (or has it blank).",
 )
 def build(params: RequiredMetadataParams, ctx: LoadContext) -> CheckFn:

@@ -35,7 +35,7 @@ from pydantic import Field, StrictStr
 
 from govbus.envelope import TypePattern
 from govbus.policy.engine import NameGlobs
-from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob
+from govbus.policy.kinds import CHECK_KINDS, CheckParams, LoadContext, TypeGlob, join_or
 from govbus.policy.types import ALLOW, CheckFn, CheckInput, Decision, Deny
 
 #: The recipient name used when a message goes to a client rather than an agent.
@@ -70,9 +70,19 @@ class RoutesParams(CheckParams):
 _Route = tuple[int, NameGlobs, TypePattern]
 
 
+def _describe(params: RoutesParams) -> list[str]:
+    words = [
+        f"Route: {join_or(rule.senders)} may send {join_or(rule.types)} to {join_or(rule.to)}."
+        for rule in params.rules
+    ]
+    verb = "allowed" if params.default == "allow" else "denied"
+    return [*words, f"Messages no rule covers are {verb}."]
+
+
 @CHECK_KINDS.register(
     "routes",
     params=RoutesParams,
+    describe=_describe,
     summary=(
         "Allow only the listed routes (which senders may send which message types to which "
         "recipients); senders no rule mentions get the default."
