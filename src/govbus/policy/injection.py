@@ -60,7 +60,7 @@ import codecs
 import importlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -167,9 +167,10 @@ _LEET_HINT: Final = re.compile(r"[a-z][013457@$][a-z]|\b[013457@$][a-z]{2}")
 _LEET_HINT_FAST: Final = re.compile(r"[013457@$](?:(?<=[a-z].)[a-z]|(?<=\b.)[a-z]{2})")
 # A run of 4+ single letters, each followed by exactly one separator: unambiguous, linear.
 _SPACED: Final = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*+~/|,]){2,}[a-z](?![a-z0-9])")
-# Necessary for a _SPACED match: three letters each one separator apart. It starts with the
-# separator (rarer than a letter) so the engine skips ahead instead of trying every position.
-_SPACED_HINT: Final = re.compile(r"[ .\-_*+~/|,](?<=[a-z].)[a-z][ .\-_*+~/|,][a-z]")
+# Necessary for a _SPACED match: three letters each one separator apart, the first not preceded
+# by a letter or digit (so "wants a call" does not qualify). It starts with the separator (rarer
+# than a letter) so the engine skips ahead instead of trying every position.
+_SPACED_HINT: Final = re.compile(r"[ .\-_*+~/|,](?<=[a-z].)(?<![a-z0-9]..)[a-z][ .\-_*+~/|,][a-z]")
 # Whitespace in ASCII text that _HSPACE would change, other than a double space.
 _ODD_SPACE_HINT: Final = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
 _HSPACE: Final = re.compile(r"[^\S\n]+")
@@ -219,6 +220,10 @@ def _normalize(text: str) -> tuple[str, bool]:
     # spaced-out letters, no tabs or double spaces, and often no line break at all.
     if _SPACED_HINT.search(text):
         text, joined = _SPACED.subn(_rejoin, text)
+    if text.isascii() and text.isprintable():  # no control characters: no line break either
+        if "  " in text:
+            text = _HSPACE.sub(" ", text)
+        return text, joined > 0
     if not text.isascii() or "  " in text or _ODD_SPACE_HINT.search(text):
         text = _HSPACE.sub(" ", text)
     if "\n" in text:
@@ -378,9 +383,11 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "override",
         0.35,
         r"\b(?:a partir de maintenant|desormais|ab jetzt|von nun an|a partir de ahora|de ahora en "
-        r"adelante|a partir de agora|de agora em diante|ab se) (?:tu|du|vous|eres|tu es|voce|"
-        r"tum)\b",
+        r"adelante|a partir de agora|de agora em diante) (?:tu|du|vous|eres|tu es|voce)\b",
     ),
+    # Romanised Hindi on its own: its short opening words ("ab se") would otherwise send the
+    # pattern above through every text, since no long word is required by all alternatives.
+    ("override", 0.35, r"\bab se (?:tum|aap)\b"),
     (
         "override",
         0.4,
@@ -747,6 +754,11 @@ class _Gated:
     factors: tuple[tuple[tuple[str, bool], ...], ...] = ()
     # The same for long texts, with the large sets too.
     long_factors: tuple[tuple[tuple[str, bool], ...], ...] = ()
+    # Words one of which every match starts with, grouped by their first four letters (empty:
+    # no such words, search the whole text). A word-initial literal can only start a match where
+    # the text has it, so the regex is tried at those places instead of at every position.
+    anchors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    anchor_keys: frozenset[str] = frozenset()
 
 
 def _build_patterns() -> tuple[_Gated, ...]:
@@ -771,6 +783,11 @@ def _build_patterns() -> tuple[_Gated, ...]:
             tuple((f, f.isalpha() and f.isascii() and f.islower()) for f in sorted(fs))
             for fs in ranked[:_MAX_FACTOR_SETS]
         )
+        leads = _leading_words(expanded)
+        anchors: dict[str, list[str]] = {}
+        if leads is not None and min(map(len, leads)) >= _MIN_FACTOR:
+            for lead in sorted(leads):
+                anchors.setdefault(lead[:4], []).append(lead)
         gated.append(
             _Gated(
                 family,
@@ -780,6 +797,8 @@ def _build_patterns() -> tuple[_Gated, ...]:
                 symbols,
                 tuple(fs for fs in factors if len(fs) <= _MAX_SET),
                 factors,
+                tuple((key, tuple(words)) for key, words in anchors.items()),
+                frozenset(anchors),
             )
         )
     # Strongest first, so a family stops at its first hit.
@@ -861,6 +880,79 @@ def _required_literals(
     return best
 
 
+def _leading_words(pattern: str) -> frozenset[str] | None:
+    """The letter runs one of which starts every match of ``pattern`` right after a ``\\b``.
+
+    None when some match need not start that way (no leading ``\\b``, a class, an optional
+    first word) or when the private parser is unavailable.
+    """
+    if _PARSER is None:  # pragma: no cover - depends on the Python version
+        return None
+    try:
+        return _bounded_leads(list(_PARSER.parse(pattern).data))
+    except Exception:  # the private parser changed: no anchors, the regex searches instead
+        return None
+
+
+def _bounded_leads(items: list[Any]) -> frozenset[str] | None:
+    if not items:
+        return None
+    op, av = items[0]
+    if str(op) == "AT" and str(av) == "AT_BOUNDARY":
+        return _leads(items[1:])
+    if str(op) == "BRANCH" and len(items) == 1:  # \bx...|\by...: every branch anchored
+        return _union(_bounded_leads(list(branch.data)) for branch in av[1])
+    return None
+
+
+def _leads(items: list[Any]) -> frozenset[str] | None:
+    run: list[str] = []
+    for index, (op, av) in enumerate(items):
+        name = str(op)
+        if name == "LITERAL" and "a" <= chr(av) <= "z":
+            run.append(chr(av))
+            continue
+        if run:
+            # The parser factors a common prefix out of alternatives: "p" + (ost|ut).
+            tail = _leads(items[index:]) if name in ("SUBPATTERN", "BRANCH") else None
+            prefix = "".join(run)
+            return frozenset(prefix + t for t in tail) if tail else frozenset([prefix])
+        if name == "SUBPATTERN" and not av[1]:
+            return _leads(list(av[3].data))
+        if name == "BRANCH":
+            return _union(_leads(list(branch.data)) for branch in av[1])
+        return None
+    return frozenset(["".join(run)]) if run else None
+
+
+def _union(parts: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    union: set[str] = set()
+    for part in parts:
+        if part is None:
+            return None
+        union |= part
+    return frozenset(union) or None
+
+
+def _anchored_search(item: _Gated, text: str, present: set[str]) -> bool:
+    """``item.regex.search(text)``, tried only where one of its leading words occurs.
+
+    ``present`` holds the first four letters of the text's letter runs: a leading word of four
+    letters or more can only occur where its key is present (three-letter ones are just found).
+    """
+    match = item.regex.match
+    for key, leads in item.anchors:
+        if len(key) == 4 and key not in present:
+            continue
+        for lead in leads:
+            at = text.find(lead)
+            while at >= 0:
+                if match(text, at):
+                    return True
+                at = text.find(lead, at + 1)
+    return False
+
+
 _BUILTIN: Final = _build_patterns()
 _UNGATED: Final = frozenset(i for i, g in enumerate(_BUILTIN) if not (g.keys or g.symbols))
 _BY_KEY: Final[dict[str, tuple[int, ...]]] = {
@@ -880,11 +972,22 @@ _ROT13_WORDS: Final = frozenset((
 ))  # fmt: skip
 
 
-def _words(text: str) -> frozenset[str] | None:
-    """The runs of ``a-z`` letters of an ASCII ``text`` (None for other text)."""
-    if not text.isascii():
-        return None
-    return frozenset(text.translate(_NOT_LETTER).split())
+def _words(text: str) -> list[str]:
+    """The runs of ``a-z`` letters of ``text``, in order."""
+    if text.isascii():
+        return text.translate(_NOT_LETTER).split()
+    return _ALPHA_RUN.findall(text)
+
+
+def _has_required(sets: tuple[tuple[tuple[str, bool], ...], ...], text: str, letters: str) -> bool:
+    """Whether ``text`` holds one literal of every set (letters-only ones: in ``letters``)."""
+    for literals in sets:
+        for literal, alpha in literals:
+            if literal in (letters if alpha else text):
+                break
+        else:
+            return False
+    return True
 
 
 # A quantified group that itself holds an unbounded quantifier: (a+)+, (x*y)*, (\w+)* ...
@@ -956,11 +1059,7 @@ class InjectionDetector:
             hidden = _decoded(" ".join(long_tokens)) if long_tokens else ""
             if hidden:
                 self._scan_variant(*_normalize(hidden)[:1], weights, fused=True)
-        if (
-            not weights
-            and (words is None or not words.isdisjoint(_ROT13_WORDS))
-            and _ROT13_HINT.search(base)
-        ):
+        if not weights and not _ROT13_WORDS.isdisjoint(words) and _ROT13_HINT.search(base):
             self._scan_variant(codecs.encode(base, "rot13"), weights, fused=True)
         if not weights:
             return Detection(0.0, ())
@@ -975,21 +1074,18 @@ class InjectionDetector:
         weights: dict[str, float],
         *,
         fused: bool,
-        words: frozenset[str] | None = None,
+        words: list[str] | None = None,
     ) -> None:
         # Words fused by letter-spacing hide their gate keys, so such text runs every pattern.
         letters = text
         long_text = len(text) > _LONG_TEXT
+        present: set[str] = set()
         if fused:
             candidates: Sequence[_Gated] = _BUILTIN
         else:
             if words is None:
                 words = _words(text)
-            present = (
-                {word[:4] for word in _ALPHA_RUN.findall(text)}
-                if words is None
-                else {word[:4] for word in words}
-            )
+            present = {word[:4] for word in words}
             # The patterns whose gate opens, from an index by gate key: the same set the
             # per-pattern test below selects, without testing every pattern in Python.
             opened = set(_UNGATED)
@@ -999,20 +1095,21 @@ class InjectionDetector:
                 if symbol in text:
                     opened.update(indexes)
             candidates = [_BUILTIN[i] for i in sorted(opened)]
-            if words is not None and long_text:
+            if long_text and text.isascii():
                 # A literal made of letters occurs in the text exactly when it occurs in one
                 # of its letter runs; long texts repeat their words, so the distinct runs
                 # joined are much shorter to search than the text.
-                letters = " ".join(words)
+                letters = " ".join(set(words))
         for item in candidates:
             if item.weight <= weights.get(item.family, 0.0):
                 continue
-            if not all(
-                any(f in (letters if alpha else text) for f, alpha in fs)
-                for fs in (item.long_factors if long_text else item.factors)
-            ):
+            if not _has_required(item.long_factors if long_text else item.factors, text, letters):
                 continue  # a literal every match needs is absent: the regex cannot match
-            if item.regex.search(text):
+            if (
+                _anchored_search(item, text, present)
+                if item.anchors and not fused
+                else item.regex.search(text)
+            ):
                 weights[item.family] = item.weight
         for name, weight, pattern in self._extra:
             if weight > weights.get(name, 0.0) and pattern.search(text):

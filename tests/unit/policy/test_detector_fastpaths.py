@@ -215,3 +215,20 @@ def test_required_literals_are_required() -> None:
             if item.regex.search(base):
                 for literals in item.long_factors:
                     assert any(f in base for f, _ in literals), (item.regex.pattern[:60], text)
+
+
+def test_leading_words_are_those_every_match_starts_with() -> None:
+    assert inj._leading_words(r"\b(?:ignore|forget)[^a-z]{0,3}all") == {"ignore", "forget"}
+    assert inj._leading_words(r"\bsend~to|\b(?:post|put) x") == {"send", "post", "put"}
+    assert inj._leading_words(r"\b(?:you )?are") is None  # an optional first word
+    assert inj._leading_words(r"(?:^|\n)system") is None  # no word boundary first
+    assert inj._leading_words(r"\bx|y") is None  # one branch is not anchored
+
+
+def test_most_builtin_patterns_are_anchored() -> None:
+    """Guards the speed: if the private parser changed, anchors would silently vanish."""
+    anchored = [item for item in inj._BUILTIN if item.anchors]
+    assert len(anchored) >= len(inj._BUILTIN) // 2
+    for item in anchored:
+        for key, leads in item.anchors:
+            assert all(lead.startswith(key) and len(lead) >= 3 for lead in leads)
