@@ -21,6 +21,8 @@ from govbus.examples.finance.data import (
 from govbus.policy import Policy
 
 OWNER = "Retail Advisory Platform team"
+#: Where every agent of the example runs (the policy keeps personal data in the EU).
+REGION = "eu-west"
 
 
 def default_policy_path() -> Path:
@@ -50,6 +52,7 @@ def create_app(
         handles="advisory.request",
         description="Validates an advisory request, then asks for an analysis and advice.",
         owner=OWNER,
+        region=REGION,
         risk="low",
         clearance="pii",
         timeout=10.0,
@@ -84,6 +87,7 @@ def create_app(
         handles="portfolio.analyze",
         description="Fans out to forecaster, anomaly detector and recommender in parallel.",
         owner=OWNER,
+        region=REGION,
         risk="medium",
         clearance="pii",
         timeout=5.0,
@@ -119,6 +123,7 @@ def create_app(
         handles="forecast.run",
         description="Projects one-year value from expected returns per asset class.",
         owner=OWNER,
+        region=REGION,
         risk="medium",
         timeout=2.0,
     )
@@ -136,6 +141,7 @@ def create_app(
         handles="anomaly.scan",
         description="Flags impossible or suspicious holdings; raises on corrupt data.",
         owner=OWNER,
+        region=REGION,
         risk="medium",
         timeout=2.0,
     )
@@ -151,6 +157,7 @@ def create_app(
         handles="recommendation.draft",
         description="Suggests rebalancing toward the balanced target allocation.",
         owner=OWNER,
+        region=REGION,
         risk="medium",
         timeout=2.0,
     )
@@ -163,6 +170,7 @@ def create_app(
         handles="portfolio.advise",
         description="Writes personalised advice using live market data (high risk).",
         owner=OWNER,
+        region=REGION,
         risk="high",
         clearance="pii",
         timeout=advisor_timeout,
@@ -183,6 +191,7 @@ def create_app(
         handles="portfolio.snapshot",
         description="Deterministic fallback: advice from the last end-of-day snapshot.",
         owner=OWNER,
+        region=REGION,
         risk="low",
         clearance="pii",
         timeout=1.0,

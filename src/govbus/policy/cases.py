@@ -9,9 +9,14 @@ A cases file lists messages and the verdict the policy must reach for each::
         want: deny                       # allow | deny
         want_check: advisors-only        # optional: the check that must decide
         fill: {statement: 70000}         # optional: payload key -> filler string length
+        cause: {type: ..., actor: ...}   # optional: the message this one answers (an agent's
+                                         # output), for checks that compare the two
+        repeat: 12                       # optional: send it this many times (fresh ids); the
+                                         # last verdict counts (rate limits)
 
-Coverage tells a reviewer which checks the cases have seen allowing and which denying: a check
-never seen to deny is a check nobody has shown to work.
+Coverage tells a reviewer which checks the cases have seen allowing and which acting (denying,
+or for a check whose action is ``redact`` or ``escalate``, doing that): a check never seen to
+act is a check nobody has shown to work.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from govbus.envelope import Message
+from govbus.envelope import Message, new_id
 from govbus.errors import ConfigError, EnvelopeError
 from govbus.policy.engine import Policy
 from govbus.policy.errors import yaml_error
@@ -51,6 +56,8 @@ class Case:
     want_check: str | None = None
     recipient: str | None = None
     fill: Mapping[str, int] = field(default_factory=dict)
+    cause: Mapping[str, Any] | None = None
+    repeat: int = 1
     file: str = "<cases>"
     line: int = 0
 
@@ -75,7 +82,11 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class CasesReport:
-    """Per-case results and per-check coverage (outcomes seen: ``allow``, ``deny``)."""
+    """Per-case results and per-check coverage (outcomes seen: ``allow``, ``deny``).
+
+    ``deny`` stands for the check acting: a deny, or its redaction or escalation (and the
+    ``would_`` forms of all three in monitor mode).
+    """
 
     results: tuple[CaseResult, ...]
     coverage: Mapping[str, frozenset[str]]
@@ -116,7 +127,7 @@ def load_cases(path: str | Path) -> list[Case]:
         raise ConfigError(f"{file}: a cases file is a mapping with a 'cases' list")
     positions = node_positions(text)
     cases = []
-    allowed = {"note", "message", "want", "want_check", "recipient", "fill"}
+    allowed = {"note", "message", "want", "want_check", "recipient", "fill", "cause", "repeat"}
     for index, raw in enumerate(data["cases"]):
         line = positions.at(("cases", index))[0]
         where = f"{file}:{line}"
@@ -131,6 +142,11 @@ def load_cases(path: str | Path) -> list[Case]:
             raise ConfigError(f"{where}: 'want' must be allow or deny")
         if not isinstance(raw.get("message"), dict):
             raise ConfigError(f"{where}: 'message' must be an envelope mapping")
+        if raw.get("cause") is not None and not isinstance(raw["cause"], dict):
+            raise ConfigError(f"{where}: 'cause' must be an envelope mapping")
+        repeat = raw.get("repeat", 1)
+        if type(repeat) is not int or not 1 <= repeat <= 10_000:
+            raise ConfigError(f"{where}: 'repeat' must be a whole number from 1 to 10000")
         cases.append(
             Case(
                 note=str(raw.get("note", f"case {index}")),
@@ -139,6 +155,8 @@ def load_cases(path: str | Path) -> list[Case]:
                 want_check=raw.get("want_check"),
                 recipient=raw.get("recipient"),
                 fill=raw.get("fill") or {},
+                cause=raw.get("cause"),
+                repeat=repeat,
                 file=str(file),
                 line=line,
             )
@@ -158,6 +176,7 @@ def evaluate_case(
     where = f"{case.file}:{case.line}"
     try:
         message = case.build_message()
+        cause = Message.from_dict(dict(case.cause)) if case.cause is not None else None
     except EnvelopeError as exc:
         raise CaseError(f"{where}: invalid case message: {exc}") from None
     recipient = None
@@ -166,15 +185,38 @@ def evaluate_case(
         if recipient is None:
             known = ", ".join(sorted(cards)) or "none"
             raise CaseError(f"{where}: unknown recipient {case.recipient!r} (known: {known})")
-    return policy.evaluate(
-        CheckInput(
-            message=message,
-            recipient=recipient,
-            sender=cards.get(message.sender),
-            now=now or datetime.now(UTC),
-            scan=MessageScan(message),
-        )
+    now = now or datetime.now(UTC)
+    for _ in range(case.repeat - 1):  # earlier sends: same content, each its own message id
+        earlier = message.model_copy(update={"id": new_id()})
+        policy.evaluate(_input(earlier, recipient, cards, now, cause))
+    return policy.evaluate(_input(message, recipient, cards, now, cause))
+
+
+def _input(
+    message: Message,
+    recipient: AgentCard | None,
+    cards: Mapping[str, AgentCard],
+    now: datetime,
+    cause: Message | None,
+) -> CheckInput:
+    return CheckInput(
+        message=message,
+        recipient=recipient,
+        sender=cards.get(message.sender),
+        now=now,
+        scan=MessageScan(message),
+        cause=cause,
     )
+
+
+# Outcomes that show a check acting count as its "deny" side of coverage.
+_COVERAGE = {
+    "would_deny": "deny",
+    "redact": "deny",
+    "would_redact": "deny",
+    "escalate": "deny",
+    "would_escalate": "deny",
+}
 
 
 def run_cases(
@@ -191,7 +233,7 @@ def run_cases(
             results.append(CaseResult(case, False, None, None, str(exc)))
             continue
         for result in evaluation.results:
-            seen[result.check_id].add("deny" if result.outcome == "deny" else result.outcome)
+            seen[result.check_id].add(_COVERAGE.get(result.outcome, result.outcome))
         verdict: Verdict = "allow" if evaluation.allowed else "deny"
         deciding = evaluation.deciding.check_id if evaluation.deciding else None
         problem: str | None = None

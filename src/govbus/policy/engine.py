@@ -219,10 +219,12 @@ class Policy:
         roles: the roles declared in ``spec.roles``.
         checks: the compiled checks, in file order.
         sha256: hex sha256 of the canonical JSON (sorted keys, compact) of the parsed document:
-            comments and formatting do not change it, any semantic change does. Approvals are
+            comments and formatting do not change it, any semantic change does. When checks
+            read files (schemas), their sha256 are hashed with it (see ``files``). Approvals are
             recorded against it.
         source: the file the policy was loaded from, or None.
         document: the parsed document (treat it as read-only).
+        files: the files its checks read, by the name the policy gives them -> sha256.
     """
 
     name: str
@@ -235,6 +237,7 @@ class Policy:
     sha256: str
     source: Path | None = None
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    files: Mapping[str, str] = field(default_factory=dict, repr=False)
     _steps: tuple[_Step, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -165,6 +165,27 @@ _LEET_HINT: Final = re.compile(r"[a-z][013457@$][a-z]|\b[013457@$][a-z]{2}")
 # The same test written to start at the leet character (rare) instead of at a letter (common),
 # so a search skips ahead: it matches exactly when _LEET_HINT does.
 _LEET_HINT_FAST: Final = re.compile(r"[013457@$](?:(?<=[a-z].)[a-z]|(?<=\b.)[a-z]{2})")
+# Leetspeak spells words, so its token has a letter past "f"; a token of hex digits and dashes
+# (a traceparent, a hash, a UUID, a request id) is not leetspeak however many digits touch
+# letters in it, and every message carries one in its trace context.
+_PAST_F: Final = re.compile(r"[g-z]")
+
+
+def _leet_candidate(text: str) -> bool:
+    """Whether some whitespace-separated token of ``text`` matches _LEET_HINT and has a letter
+    past "f" (so the leetspeak variants are worth scanning)."""
+    pos = 0
+    while (hit := _LEET_HINT_FAST.search(text, pos)) is not None:
+        at = hit.start()
+        start = max(text.rfind(" ", 0, at), text.rfind("\n", 0, at)) + 1
+        end = min((i for i in (text.find(" ", at), text.find("\n", at)) if i >= 0), default=-1)
+        token = text[start:] if end < 0 else text[start:end]
+        if _PAST_F.search(token):
+            return True
+        if end < 0:
+            return False
+        pos = end
+    return False
 # A run of 4+ single letters, each followed by exactly one separator: unambiguous, linear.
 _SPACED: Final = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*+~/|,]){2,}[a-z](?![a-z0-9])")
 # Necessary for a _SPACED match: three letters each one separator apart, the first not preceded
@@ -247,8 +268,10 @@ def _decoded(text: str) -> str:
                 return "\n".join(out)
     for match in _B64_RUN.finditer(text):
         run = match.group().rstrip("=")
-        if run.isalpha() and (run.islower() or run.isupper()):
-            continue  # a long word, not base64
+        if run.islower() or run.isdigit() or (run.isalpha() and run.isupper()):
+            # A long word, or an id, hash or trace context in lower case: base64 of text
+            # always holds an upper-case letter (text bytes start sextets at I-Z).
+            continue
         run = run.replace("-", "+").replace("_", "/")
         run = run[: len(run) - len(run) % 4] if len(run) % 4 == 1 else run
         try:
@@ -264,10 +287,25 @@ def _decoded(text: str) -> str:
     return "\n".join(out)
 
 
+# For the ASCII fast path of _printable: bytes.translate(None, delete) counts in C.
+_PRINTABLE_ASCII: Final = bytes(range(0x20, 0x7F)) + b"\n\t\r"
+_ASCII_LETTERS: Final = bytes(range(0x41, 0x5B)) + bytes(range(0x61, 0x7B))
+
+
 def _printable(raw: bytes) -> str:
-    if len(raw) < 8:
+    """``raw`` as text if it looks like text: at least 90% printable and half letters."""
+    size = len(raw)
+    if size < 8:
         return ""
+    if raw.isascii():
+        if len(raw.translate(None, _PRINTABLE_ASCII)) > 0.1 * size:
+            return ""
+        if size - len(raw.translate(None, _ASCII_LETTERS)) < 0.5 * size:
+            return ""
+        return raw.decode("ascii")
     text = raw.decode("utf-8", errors="replace")
+    if 2 * text.count("\ufffd") > len(text):
+        return ""  # mostly undecodable (binary): fewer than half can be letters
     good = sum(1 for c in text if c.isprintable() or c in "\n\t\r")
     if good < 0.9 * len(text) or sum(1 for c in text if c.isalpha()) < 0.5 * len(text):
         return ""
@@ -1048,7 +1086,7 @@ class InjectionDetector:
         base, fused = _normalize(text)
         words = _words(base)
         self._scan_variant(base, weights, fused=fused, words=words)
-        if _LEET_HINT_FAST.search(base):
+        if _leet_candidate(base):
             self._scan_variant(base.translate(_LEET_I), weights, fused=fused)
             if "1" in base:
                 self._scan_variant(base.translate(_LEET_L), weights, fused=fused)

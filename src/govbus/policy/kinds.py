@@ -22,9 +22,10 @@ registry registers them on ``CHECK_KINDS.copy()`` and passes that to the loader.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Generic, TypeVar
 
@@ -86,16 +87,35 @@ class LoadContext:
         base_dir: directory that relative file parameters (schemas, ledgers) resolve against.
         roles: the roles declared in ``spec.roles`` (empty when the policy declares none).
         check_id: the id of the check being built.
+        files: the files read through :meth:`read_text` so far, by the name the policy gives
+            them, with the sha256 of their bytes (shared by every check of one load).
     """
 
     policy_path: Path | None
     base_dir: Path
     roles: frozenset[str]
     check_id: str
+    files: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, relative: str | Path) -> Path:
         """``relative`` resolved against :attr:`base_dir` (absolute paths are kept)."""
         return self.base_dir / relative
+
+    def read_text(self, relative: str) -> str:
+        """Read a UTF-8 file the policy names, and make the policy's hash cover its content.
+
+        A check that reads a file (a schema, a word list) must read it here: otherwise editing
+        the file would change what the policy does without changing its sha256, and an approval
+        would still match.
+
+        Raises:
+            OSError: the file cannot be read (FileNotFoundError when it does not exist).
+            UnicodeDecodeError: the file is not UTF-8.
+        """
+        data = self.resolve(relative).read_bytes()
+        text = data.decode("utf-8")
+        self.files[relative] = hashlib.sha256(data).hexdigest()
+        return text
 
 
 #: A build function turns validated parameters into a check callable, once, at load time.

@@ -136,6 +136,15 @@ def load_policy(path: str | Path, *, kinds: CheckKindRegistry = CHECK_KINDS) -> 
     return _Loader(text, label, file, file.parent, kinds).load()
 
 
+def policy_hash(document: Mapping[str, Any], files: Mapping[str, str]) -> str:
+    """The policy's sha256: of its canonical JSON, or, when its checks read files (schemas),
+    of the canonical JSON of ``{"document": ..., "files": {name: sha256 of the file}}``, so
+    editing a schema file changes the hash exactly like editing the policy does.
+    """
+    covered: Any = {"document": document, "files": dict(files)} if files else document
+    return hashlib.sha256(orjson.dumps(covered, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def parse_policy(
     text: str,
     *,
@@ -227,6 +236,8 @@ class _Loader:
         self.source = source
         self.path = path
         self.base_dir = base_dir
+        # Files the checks read (name -> sha256), which the policy's hash covers too.
+        self.files: dict[str, str] = {}
         self.kinds = kinds
         self.issues: list[PolicyIssue] = []
         self.values: dict[_Path, _Pos] = {}  # position of the value at each path
@@ -256,9 +267,10 @@ class _Loader:
             mode=spec.get("mode", "enforce"),
             roles=frozenset(spec.get("roles", ())),
             checks=checks,
-            sha256=hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+            sha256=policy_hash(doc, self.files),
             source=self.path,
             document=doc,
+            files=dict(self.files),
         )
 
     def _issue(self, pos: _Pos, code: str, message: str) -> None:
@@ -565,6 +577,7 @@ class _Loader:
             base_dir=self.base_dir,
             roles=roles,
             check_id=check_id if isinstance(check_id, str) else f"#{index}",
+            files=self.files,
         )
         try:
             fn = kind.build(params, ctx)

@@ -319,6 +319,10 @@ def _explain(
     overview += [
         f"- Owner: {policy.owner or 'not stated'}",
         f"- sha256: {policy.sha256}",
+        *(
+            f"- The hash covers the file {name} (sha256 {digest[:12]}...)"
+            for name, digest in sorted(policy.files.items())
+        ),
         f"- Approval: {_approval_line(policy, approval)}",
         "- Mode: "
         + (
@@ -427,6 +431,7 @@ ChangeKind = Literal[
     "check_when",
     "param",
     "order",
+    "file",
     "case",
 ]
 
@@ -504,6 +509,9 @@ def diff(
         if before is not None:
             changes.extend(_check_changes(before, check))
     changes.extend(_order_changes(old, new))
+    for name in sorted(old.files.keys() & new.files.keys()):
+        if old.files[name] != new.files[name]:
+            changes.append(Change("file", None, f"file changed: {name} (content differs)"))
     if cases:
         changes.extend(_case_changes(old, new, cases, cards or {}))
     return changes

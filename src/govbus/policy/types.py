@@ -7,15 +7,16 @@ Adding a field to :class:`CheckInput` never breaks an existing check.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 import orjson
 
-from govbus.envelope import Classification, Message
+from govbus.envelope import TRACEPARENT, Classification, Message
 from govbus.registry.card import AgentCard
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -82,6 +83,10 @@ Decision: TypeAlias = Allow | Deny | Redact | Escalate
 ALLOW = Allow()
 
 
+# The W3C trace-context header value: version-traceid-parentid-flags, lower-case hex.
+_W3C_TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
 class MessageScan:
     """Facts about a message computed once per dispatch and shared by every check.
 
@@ -122,11 +127,18 @@ class MessageScan:
 
     @property
     def strings(self) -> tuple[tuple[tuple[str | int, ...], str], ...]:
-        """Every string in the payload (nested) and every metadata value, with its path."""
+        """Every string in the payload (nested) and every metadata value, with its path.
+
+        A well-formed W3C ``traceparent`` is left out: made only of hex digits and dashes, it
+        can hold neither personal data nor instructions, and every message carries one, so
+        content detectors would otherwise scan it (and decode its hex) on every hop.
+        """
         if self._strings is None:
             found: list[tuple[tuple[str | int, ...], str]] = []
             _walk(self.message.payload, ("payload",), found)
             for key, value in self.message.metadata.items():
+                if key == TRACEPARENT and _W3C_TRACEPARENT.fullmatch(value):
+                    continue
                 found.append((("metadata", key), value))
             self._strings = tuple(found)
         return self._strings

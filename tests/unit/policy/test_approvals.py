@@ -15,6 +15,7 @@ from govbus.policy.approvals import (
     load_approvals,
     require_approval,
 )
+from tests.support import copy_default_policy
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = ROOT / "policies" / "default.yaml"
@@ -30,8 +31,8 @@ def test_the_default_policy_is_approved() -> None:
 
 
 def test_a_changed_policy_is_not_approved(tmp_path: Path) -> None:
-    changed = tmp_path / "default.yaml"
-    changed.write_text(DEFAULT.read_text().replace("max_bytes: 65536", "max_bytes: 1000000"))
+    text = DEFAULT.read_text().replace("max_bytes: 65536", "max_bytes: 1000000")
+    changed = copy_default_policy(tmp_path, text)
     with pytest.raises(UnapprovedPolicyError) as info:
         require_approval(load_policy(changed), APPROVALS)
     assert load_policy(changed).sha256 in str(info.value)
@@ -43,7 +44,8 @@ def test_reformatting_keeps_the_approval(tmp_path: Path) -> None:
     text = "\n".join(
         line for line in DEFAULT.read_text().splitlines() if not line.lstrip().startswith("#")
     )
-    require_approval(parse_policy(text, source="no-comments.yaml"), APPROVALS)
+    policy = parse_policy(text, source="no-comments.yaml", base_dir=DEFAULT.parent)
+    require_approval(policy, APPROVALS)
 
 
 @pytest.mark.parametrize(
@@ -62,8 +64,8 @@ def test_bad_approval_files_name_the_problem(tmp_path: Path, content: str, messa
 
 
 async def test_strict_app_refuses_an_unapproved_policy(tmp_path: Path) -> None:
-    changed = tmp_path / "policy.yaml"
-    changed.write_text(DEFAULT.read_text().replace("max_bytes: 65536", "max_bytes: 4096"))
+    text = DEFAULT.read_text().replace("max_bytes: 65536", "max_bytes: 4096")
+    changed = copy_default_policy(tmp_path, text, "policy.yaml")
     app = App("strict", policy=changed, audit="memory://", strict=True, approvals=APPROVALS)
     with pytest.raises(UnapprovedPolicyError, match="no approval record"):
         await app.start()
@@ -78,7 +80,7 @@ async def test_strict_app_starts_with_the_approved_policy() -> None:
 
 
 async def test_strict_mode_from_the_config_file(tmp_path: Path) -> None:
-    (tmp_path / "policy.yaml").write_text(DEFAULT.read_text().replace("65536", "1024"))
+    copy_default_policy(tmp_path, DEFAULT.read_text().replace("65536", "1024"), "policy.yaml")
     (tmp_path / "approvals.yaml").write_text(APPROVALS.read_text())
     (tmp_path / "govbus.yaml").write_text(
         "name: s\npolicy: policy.yaml\naudit: {url: 'memory://'}\n"

@@ -84,8 +84,72 @@ def test_unknown_recipient_and_bad_message_fail_the_case(tmp_path: Path) -> None
         ("cases:\n  - {note: n, message: {}, want: deny, wnat: x}\n", "unknown case keys"),
         ("items: []\n", "'cases' list"),
         ("cases: [\n", "invalid YAML"),
+        ("cases:\n  - {message: {type: a.b}, want: deny, cause: 3}\n", ":2: 'cause'"),
+        ("cases:\n  - {message: {type: a.b}, want: deny, repeat: 0}\n", ":2: 'repeat'"),
+        ("cases:\n  - {message: {type: a.b}, want: deny, repeat: '2'}\n", ":2: 'repeat'"),
     ],
 )
 def test_bad_cases_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_cases(write(tmp_path, text))
+
+
+def test_cause_and_repeat_reach_the_checks(tmp_path: Path) -> None:
+    policy = parse_policy("""\
+apiVersion: govbus/v1
+kind: Policy
+metadata: {name: t, version: "1"}
+spec:
+  checks:
+    - {id: tenants, use: tenant_isolation}
+    - {id: rate, use: rate_limit, rate: 0.001, burst: 2}
+""")
+    cases = load_cases(
+        write(
+            tmp_path,
+            """\
+cases:
+  - note: the tenant changed from its cause
+    message: {type: a.b, from: x, actor: {subject: s, tenant: t2}}
+    cause: {type: a.a, from: y, actor: {subject: s, tenant: t1}}
+    want: deny
+    want_check: tenants
+  - note: the third in a burst of two
+    message: {type: a.b, from: x, actor: {subject: r}}
+    repeat: 3
+    want: deny
+    want_check: rate
+  - note: another subject has its own bucket
+    message: {type: a.b, from: x, actor: {subject: q}}
+    repeat: 2
+    want: allow
+""",
+        )
+    )
+    report = run_cases(policy, cases)
+    assert [r.problem for r in report.results] == [None, None, None]
+    assert report.coverage_percent == 100.0
+
+
+def test_a_redaction_counts_as_the_check_acting(tmp_path: Path) -> None:
+    policy = parse_policy("""\
+apiVersion: govbus/v1
+kind: Policy
+metadata: {name: t, version: "1"}
+spec:
+  checks:
+    - {id: pii, use: pii, action: redact, entities: [email]}
+""")
+    cases = load_cases(
+        write(
+            tmp_path,
+            """\
+cases:
+  - {note: clean, message: {type: a.b, from: x, payload: {t: hello}}, want: allow}
+  - {note: masked, message: {type: a.b, from: x, payload: {t: ana@example.com}}, want: allow}
+""",
+        )
+    )
+    report = run_cases(policy, cases)
+    assert report.passed
+    assert report.coverage == {"pii": frozenset({"allow", "deny"})}

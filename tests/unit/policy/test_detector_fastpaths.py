@@ -127,7 +127,7 @@ def _detect_reference(text: str) -> inj.Detection:
     weights: dict[str, float] = {}
     base, fused = _normalize_reference(text)
     _scan_reference(base, weights, fused=fused)
-    if inj._LEET_HINT.search(base):
+    if any(inj._LEET_HINT.search(t) and re.search("[g-z]", t) for t in base.split()):
         _scan_reference(base.translate(inj._LEET_I), weights, fused=fused)
         if "1" in base:
             _scan_reference(base.translate(inj._LEET_L), weights, fused=fused)

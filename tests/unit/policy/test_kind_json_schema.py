@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -17,6 +19,7 @@ from govbus.policy import (
     PolicyError,
     load_policy,
 )
+from govbus.policy.review import diff, explain
 
 MakeInput = Callable[..., CheckInput]
 LoadText = Callable[[str], Policy]
@@ -249,3 +252,33 @@ def test_json_schema_is_registered_with_a_summary() -> None:
     kind = CHECK_KINDS["json_schema"]
     assert {"schemas", "require_schema"} <= set(kind.params.model_fields)
     assert kind.summary.endswith(".")
+
+
+def test_editing_a_schema_file_changes_the_policy_hash(
+    tmp_path: Path, write_policy: WritePolicy, kinds: CheckKindRegistry
+) -> None:
+    """An approval is for what the policy does: a schema file is part of it."""
+    schema_file = tmp_path / "schemas" / "portfolio_analyze.json"
+    schema_file.parent.mkdir()
+    schema_file.write_text(json.dumps(PORTFOLIO_SCHEMA), encoding="utf-8")
+    path = write_policy(FILE_POLICY)
+    before = load_policy(path, kinds=kinds)
+    assert set(before.files) == {"schemas/portfolio_analyze.json"}
+    schema_file.write_text(json.dumps({**PORTFOLIO_SCHEMA, "required": []}), encoding="utf-8")
+    after = load_policy(path, kinds=kinds)
+    assert after.sha256 != before.sha256
+    assert after.document == before.document
+    changes = [c.text for c in diff(before, after)]
+    assert changes == ["file changed: schemas/portfolio_analyze.json (content differs)"]
+    assert "The hash covers the file schemas/portfolio_analyze.json" in explain(after)
+
+
+def test_a_policy_without_files_is_hashed_as_its_document_alone(load_spec: LoadText) -> None:
+    policy = load_spec(INLINE)
+    assert policy.files == {}
+    assert (
+        policy.sha256
+        == hashlib.sha256(
+            orjson.dumps(dict(policy.document), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+    )

@@ -152,7 +152,7 @@ def _compile(
     if isinstance(source, str):
         path = ctx.resolve(source)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = ctx.read_text(source)
         except FileNotFoundError:
             issues.append(
                 ParamIssue(loc, "schema_not_found", f"schema file {source!r} not found ({path})")
