@@ -41,8 +41,16 @@ check: lint typecheck test
 	$(BIN)/govbus policy test policies/ --min-coverage 100
 	$(BIN)/govbus run --strict --quiet
 
-bench: $(STAMP)
-	$(BIN)/python bench/dispatch.py --json
+STAMP_BENCH := $(VENV)/.installed-bench
+
+# Benchmark-only dependencies (Presidio), kept out of the development environment.
+$(STAMP_BENCH): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,all,bench]"
+	touch $@
+
+bench: $(STAMP_BENCH)
+	$(BIN)/python bench/dispatch.py --out bench/dispatch.json
+	$(BIN)/python bench/policy.py --out bench/policy.json
 
 clean:
 	rm -rf $(VENV) .govbus .mypy_cache .ruff_cache .pytest_cache

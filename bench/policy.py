@@ -19,13 +19,14 @@ Presidio is a benchmark-only dependency (``pip install -e ".[bench]"``); without
 are reported as skipped. Absolute times vary from machine to machine and run to run: compare
 the ratios measured within one run.
 
-Usage: ``python bench/policy.py [--json] [--quick] [--dataset PATH]``
+Usage: ``python bench/policy.py [--json] [--out FILE] [--quick] [--no-presidio] [--dataset PATH]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import random
 import sys
@@ -153,6 +154,9 @@ def presidio_recognizers() -> list[Any] | None:
         from presidio_analyzer import predefined_recognizers as pr
     except ImportError:
         return None
+    # The email recognizer's tldextract tries to download the public suffix list and logs a
+    # traceback when offline before using its bundled copy; the results are the same.
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)
     return [
         pr.EmailRecognizer(),
         pr.PhoneRecognizer(),
@@ -296,6 +300,7 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     parser.add_argument("--dataset", type=Path, default=DATASET, help="synth_dataset_v2.json")
     parser.add_argument(
@@ -317,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     if recognizers is None:
         result["presidio"] = "skipped: presidio-analyzer is not installed (.[bench] extra)"
     result["goals"] = goals(result)
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(result, indent=2))
     else:

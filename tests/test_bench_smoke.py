@@ -24,3 +24,23 @@ def test_dispatch_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
                 "hop_latency_us_p50", "hop_latency_us_p99"):  # fmt: skip
         assert result[key] > 0, key
     assert result["governed_audit_verified"] is True
+
+
+def test_policy_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
+    out = tmp_path / "policy.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "policy.py"), "--quick", "--no-presidio",
+         "--json", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == json.loads(out.read_text())
+    assert set(result["composite"]) == {"300B", "4KB", "64KB"}
+    for row in result["composite"].values():
+        assert 0 < row["p50_us"] <= row["p99_us"]
+    assert set(result["per_check"]["300B"]) == set(result["per_check"]["4KB"])
+    assert len(result["per_check"]["300B"]) == result["policy"]["checks"] == 15
+    accuracy = result["pii_accuracy"]
+    if "skipped" not in accuracy:  # the shared corpora are present on development machines
+        assert accuracy["govbus"]["credit_card"]["labelled"] > 0

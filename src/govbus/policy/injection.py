@@ -186,6 +186,8 @@ def _leet_candidate(text: str) -> bool:
             return False
         pos = end
     return False
+
+
 # A run of 4+ single letters, each followed by exactly one separator: unambiguous, linear.
 _SPACED: Final = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*+~/|,]){2,}[a-z](?![a-z0-9])")
 # Necessary for a _SPACED match: three letters each one separator apart, the first not preceded
@@ -765,7 +767,7 @@ _STEMS: Final[dict[str, tuple[str, ...]]] = {
         "arguments", "args", "parameters", "input",
     ),
     "exfiltration": ("http", "www."),
-    "response_steering": ("your response", "your reply", "your answer", "your output"),
+    "response_steering": ("your",),
 }  # fmt: skip
 
 

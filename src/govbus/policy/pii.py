@@ -28,7 +28,7 @@ import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final, Literal, NamedTuple, TypeAlias, get_args
 
 __all__ = [
@@ -199,6 +199,8 @@ _NINO: Final = re.compile(
 
 _OCTET: Final = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4: Final = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.\d)")
+# Where an _IPV4 match can begin: a digit not preceded by a word character or a dot.
+_IPV4_START: Final = re.compile(r"\d(?<![\w.].)")
 _IPV6: Final = re.compile(
     r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:]|\.\w)"
 )
@@ -221,6 +223,8 @@ _PHONE: Final = re.compile(
     r"(?!\w|[ .:/,-]?\d)",
     re.I,
 )
+# Where a _PHONE match can begin: its first character, then its look-behinds (see _starts).
+_PHONE_START: Final = re.compile(r"[+(\d](?<![\w+$€£¥./-].)(?<!\d,.)")
 _PHONE_EXT: Final = re.compile(r"(?i)[ ]?(?:x|ext\.?|extn\.?)[ ]?\d{1,6}\Z")
 
 # National formats that are phone numbers by their shape alone (no context word needed).
@@ -340,9 +344,41 @@ def _card_iin_ok(digits: str) -> bool:
     return two in (81, 82) and n == 16  # RuPay, UnionPay
 
 
+# Card, Aadhaar and SSN numbers lie inside a run of nine digits or more joined by single spaces
+# or dashes. On the text's shape (digits as "9") such runs are found by a scan that skips ahead
+# to each "9"; the number patterns (which open with ``\d`` and are tried at every digit of the
+# text) then run inside those runs only.
+_NUMBER_RUN: Final = re.compile(r"9(?:[ -]?9){8,}")
+#: The last text's runs, so the three number finders of one ``find`` compute them once.
+_last_runs: tuple[str, list[_Span]] | None = None
+
+
+def _number_runs(text: str) -> list[_Span]:
+    """Windows of ``text`` holding every card, Aadhaar and SSN match: the maximal runs of 9+
+    digits joined by single spaces or dashes, plus the two characters the patterns' trailing
+    look-aheads read. A text holding Unicode digits is one window (the shape cannot see them),
+    so the result is always exact."""
+    global _last_runs
+    cached = _last_runs
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    if text.isascii() or _SHAPE_UNSAFE.search(text) is None:
+        # Non-ASCII characters become "?" one for one, so positions stay the same.
+        ascii_text = text if text.isascii() else text.encode("ascii", "replace").decode("ascii")
+        size = len(text)
+        runs = [
+            (m.start(), min(size, m.end() + 2))
+            for m in _NUMBER_RUN.finditer(ascii_text.translate(_SHAPE))
+        ]
+    else:
+        runs = [(0, len(text))]
+    _last_runs = (text, runs)
+    return runs
+
+
 def _find_card(text: str) -> list[_Span]:
     out: list[_Span] = []
-    for m in _CARD.finditer(text):
+    for m in (m for start, end in _number_runs(text) for m in _CARD.finditer(text, start, end)):
         raw = m.group()
         digits = raw.replace(" ", "").replace("-", "")
         if len(digits) > 19 or not luhn_valid(digits) or not _card_iin_ok(digits):
@@ -394,7 +430,8 @@ def _find_pan(text: str) -> list[_Span]:
 def _find_aadhaar(text: str) -> list[_Span]:
     return [
         m.span()
-        for m in _AADHAAR.finditer(text)
+        for start, end in _number_runs(text)
+        for m in _AADHAAR.finditer(text, start, end)
         if verhoeff_valid(m.group().replace(" ", "").replace("-", ""))
     ]
 
@@ -404,8 +441,14 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
 
 
 def _find_ssn(text: str) -> list[_Span]:
-    out = [m.span() for m in _SSN.finditer(text) if _ssn_ok(m[1], m[3], m[4])]
-    for m in _SSN_BARE.finditer(text):
+    runs = _number_runs(text)
+    out = [
+        m.span()
+        for start, end in runs
+        for m in _SSN.finditer(text, start, end)
+        if _ssn_ok(m[1], m[3], m[4])
+    ]
+    for m in (m for start, end in runs for m in _SSN_BARE.finditer(text, start, end)):
         s = m.group()
         # A bare nine-digit run is an SSN only after a word that says so.
         if _ssn_ok(s[:3], s[3:5], s[5:]) and _SSN_CONTEXT.search(
@@ -423,7 +466,7 @@ def _find_nino(text: str) -> list[_Span]:
 def _find_ip(text: str) -> list[_Span]:
     out: list[_Span] = []
     if "." in text and _IPV4_HINT.search(text):
-        for m in _IPV4.finditer(text):
+        for m in _starts(_IPV4_START, _IPV4, text):
             if not _VERSION_BEFORE.search(text, max(0, m.start() - 12), m.start()):
                 out.append(m.span())
     if ":" in text and _IPV6_HINT.search(text):
@@ -473,7 +516,28 @@ def _phone_ok(text: str, start: int, end: int) -> bool:
 
 
 def _find_phone(text: str) -> list[_Span]:
-    return [m.span() for m in _PHONE.finditer(text) if _phone_ok(text, *m.span())]
+    return [m.span() for m in _starts(_PHONE_START, _PHONE, text) if _phone_ok(text, *m.span())]
+
+
+def _starts(start: re.Pattern[str], pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, for a pattern whose matches can only begin where ``start``
+    matches (the first character, then the pattern's look-behinds written after it).
+
+    A pattern that opens with look-behinds is tried at every position of the text; ``start``
+    opens with a character class, so the engine skips to the few places worth trying, and the
+    pattern is then matched there only. Same matches, same order (never empty ones).
+    """
+    pos = 0
+    search = start.search
+    match = pattern.match
+    while (candidate := search(text, pos)) is not None:
+        at = candidate.start()
+        found = match(text, at)
+        if found is None:
+            pos = at + 1
+            continue
+        yield found
+        pos = found.end()
 
 
 def _jwt_header_ok(segment: str) -> bool:
@@ -574,6 +638,9 @@ _PHONE_SHAPE: Final = re.compile(r"9(?:[^9]{0,2}9){6}")
 # Starts with the digits (rarer than letters) so the engine can skip ahead to them.
 _IBAN_SHAPE: Final = re.compile(r"99(?<=[Aa]{2}99)")
 _IPV4_SHAPE: Final = re.compile(r"9\.9{1,3}\.9")
+# Card (12-19 digits), Aadhaar (12) and SSN (9) numbers: nine digits or more, each at most one
+# space or dash from the next. Years, amounts and dates ("2026-03-01") do not qualify.
+_LONG_NUMBER_SHAPE: Final = re.compile(r"9(?:[ -]?9){8}")
 
 
 def _shape_gates(text: str) -> frozenset[PiiEntity] | None:
@@ -588,12 +655,10 @@ def _shape_gates(text: str) -> frozenset[PiiEntity] | None:
         if ":" in text:
             out.add("ip_address")  # IPv6 can be written without a decimal digit
         return frozenset(out)
-    if "9999" in shape:
-        # Card, Aadhaar and SSN numbers all hold a run of four digits (the SSN serial, a card's
-        # first group, the Aadhaar groups); PAN holds one between its letters.
+    if _LONG_NUMBER_SHAPE.search(shape):
         out.update(("credit_card", "aadhaar", "us_ssn"))
-        if "AAAAA9999A" in shape:
-            out.add("pan_in")
+    if "AAAAA9999A" in shape:  # PAN: five letters, four digits, a letter
+        out.add("pan_in")
     if _PHONE_SHAPE.search(shape):
         out.add("phone")
     if _IBAN_SHAPE.search(shape):

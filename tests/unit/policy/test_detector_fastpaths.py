@@ -12,6 +12,7 @@ import codecs
 import random
 import re
 import unicodedata
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -232,3 +233,36 @@ def test_most_builtin_patterns_are_anchored() -> None:
     for item in anchored:
         for key, leads in item.anchors:
             assert all(lead.startswith(key) and len(lead) >= 3 for lead in leads)
+
+
+@SETTINGS
+@given(_pii_texts() | st.text(PII_ALPHABET, max_size=60))
+def test_start_scans_find_what_the_full_patterns_find(text: str) -> None:
+    """Phones and IPv4 addresses are matched only where their start pattern allows."""
+    for start, pattern in ((pii._PHONE_START, pii._PHONE), (pii._IPV4_START, pii._IPV4)):
+        fast = [m.span() for m in pii._starts(start, pattern, text)]
+        assert fast == [m.span() for m in pattern.finditer(text)]
+
+
+def _unwindowed(finder: Callable[[str], list[tuple[int, int]]], text: str) -> list[tuple[int, int]]:
+    """``finder`` scanning the whole text instead of its number runs."""
+    runs = pii._number_runs
+    try:
+        pii._number_runs = lambda t: [(0, len(t))]  # type: ignore[assignment]
+        return finder(text)
+    finally:
+        pii._number_runs = runs  # type: ignore[assignment]
+
+
+NUMBERS = st.sampled_from(
+    ["4111 1111 1111 1111", "4111-1111-1111-1111", "2345 6789 0124", "078-05-1120", "078051120",
+     "ssn ", "x", "-", " ", ".", "1", "9", "\u00e9", "\u0661", "ORD-", "12 ", "2026-03-01"]
+)  # fmt: skip
+
+
+@SETTINGS
+@given(st.lists(NUMBERS | _pii_texts(), max_size=10).map("".join))
+def test_number_runs_hold_every_card_aadhaar_and_ssn(text: str) -> None:
+    pii._last_runs = None
+    for finder in (pii._find_card, pii._find_aadhaar, pii._find_ssn):
+        assert finder(text) == _unwindowed(finder, text), finder.__name__
