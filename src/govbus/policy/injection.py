@@ -61,7 +61,7 @@ import importlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 __all__ = [
@@ -497,7 +497,6 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"assistant|chatbot|response)",
     ),
     ("jailbreak", 0.3, r"\bopenai (?:content )?polic(?:y|ies)"),
-    ("jailbreak", 0.3, r"\bstay in character|\bbreak(?:ing)? character"),
     (
         "jailbreak",
         0.3,
@@ -566,6 +565,226 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         0.35,
         r"\b(?:take up|assume|adopt) the (?:persona|role|character) of|\bpersonif(?:y|ies)\b",
     ),
+    # --- role-play set-up cues (cumulative: each distinct cue adds; see _CUMULATIVE) -------------
+    # None of these is an attack on its own ("act as my representative", "in a fictional
+    # story"); a jailbreak's persona set-up piles several of them up.
+    (
+        "role_play",
+        0.35,
+        r"\b(?:stay|remain|keep|staying|remaining) (?:fully |always )?in (?:character|role)\b|"
+        r"\b(?:never|don't|dont|do not|must not|will not|won't|shall not) (?:ever )?"
+        r"break(?:ing)? (?:out of )?(?:character|role)\b|\bbreak(?:ing)? character\b",
+    ),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:you are|you're|u are) (?:now |going to |about to |to |gonna )?(?:act|acting|play|"
+        r"playing|pretend|pretending|roleplay|role-play|simulate|simulating|emulate|emulating|"
+        r"become|impersonate|impersonating) (?:as |like |the role of |the part of |a |an )",
+    ),
+    (
+        "role_play",
+        0.25,
+        r"\bi (?:want|need|would like) you to (?:act|pretend|play|roleplay|role-play|simulate|"
+        r"emulate|impersonate|become|behave|take on|embody|respond as|answer as|reply as)\b",
+    ),
+    (
+        "role_play",
+        0.4,
+        r"\binsert (?:your |the |a )?(?:prompt|question|request|query|message|topic)s? here\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\bmy first (?:question|request|prompt|command|message|sentence|query) is\b|"
+        r"\bif you understand,? (?:say|reply|respond|answer|type|confirm|write)\b",
+    ),
+    (
+        "role_play",
+        0.35,
+        r"\b(?:two|2) (?:different|separate|distinct) (?:ways|responses|answers|paragraphs|"
+        r"outputs|personalities)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:fictional|hypothetical|imaginary|alternate|parallel) (?:world|universe|reality|"
+        r"scenario|ai|character|setting|society|dimension)\b",
+    ),
+    (
+        "role_play",
+        0.25,
+        r"\b(?:never|don't|dont|do not|will not|won't|must not|cannot|can't|shall not) (?:ever )?"
+        r"(?:refuse|decline|reject|say no|apologi[sz]e|add (?:any )?(?:warnings|disclaimers))\b",
+    ),
+    (
+        "role_play",
+        0.15,
+        r"\bas an ai(?: language model)?\b|\bai language model\b|\blanguage model\b",
+    ),
+    ("role_play", 0.15, r"\b(?:if )?the user (?:asks|requests|prompts|wants|says|types)\b"),
+    (
+        "role_play",
+        0.15,
+        r"\b(?:simulate|emulate|impersonate|personify|embody|roleplay|role-play|role play)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:persona|character) (?:name|description|sheet|traits|personality|backstory|"
+        r"profile|settings)\b|\bpersonality ?:",
+    ),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:rules|settings|guidelines|personality|instructions|persona) ?= ?[\[{(]|"
+        r"\$[a-z_]{1,20}[0-9]? ?= ?\"",
+    ),
+    (
+        "role_play",
+        0.15,
+        r"\byou (?:will|must|shall) (?:always|never|only|now|have to|answer|respond|reply|act)\b",
+    ),
+    ("role_play", 0.15, r"\bno matter (?:what|how|if)\b|\bregardless of (?:what|how|whether)\b"),
+    (
+        "role_play",
+        0.15,
+        r"\b(?:chatgpt|gpt-?[345]|openai|bard|gemini|llama|claude|ai model|chatbot)\b",
+    ),
+    (
+        "role_play",
+        0.15,
+        r"\b(?:illegal|unethical|immoral|harmful|offensive|explicit|nsfw|inappropriate|"
+        r"dangerous) (?:content|requests?|questions?|topics?|activities|things|or)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:does ?n[o']?t|do ?n[o']?t|will not|won't|never) (?:care|give a|follow|abide|adhere|"
+        r"respect)\b",
+    ),
+    (
+        "role_play",
+        0.25,
+        r"\b(?:responses?|replies|answers?|outputs?|messages?) (?:must|should|will|shall) "
+        r"(?:always )?(?:start|begin|be prefixed) with\b",
+    ),
+    (
+        "role_play",
+        0.35,
+        r"\byou (?:have|possess|has) (?:no|zero) (?:limits|limitations|restrictions|filters|rules|"
+        r"morals|ethics|boundaries|guidelines|censorship)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:answers?|responds? to|replies to|fulfills?) (?:any|every|all) (?:questions?|"
+        r"requests?|prompts?|commands?)\b",
+    ),
+    (
+        "role_play",
+        0.35,
+        r"\[ ?(?:insert|put|enter|add|type|write|your|describe)[^\]\n]{0,40}(?:prompt|question|"
+        r"request|query|here|topic)[^\]\n]{0,20}\]",
+    ),
+    ("role_play", 0.15, r"\b(?:act|acting|acts) (?:like|as) (?:a |an |the |your |my |if )?"),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:no|zero|without|free of|free from) (?:any )?(?:rules|restrictions|limits|"
+        r"limitations|prohibitions|boundaries|filters|filtering|censorship|morals|ethics)\b",
+    ),
+    ("role_play", 0.2, r"\bcontent (?:filters?|polic(?:y|ies)|moderation|guidelines)\b"),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:breaks?|breaking|bypass(?:es)?|ignores?|violates?|circumvents?) (?:ai |all |any |"
+        r"the |its |their |openai'?s? )?"
+        r"(?:rules|guidelines|policies|restrictions|ethics|filters)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:let's|lets|let us|we will|we're going to|we are going to|we'll) play (?:a |this |"
+        r"the )?(?:game|role|roleplay|role-play)\b",
+    ),
+    ("role_play", 0.25, r"\bopposite (?:day|mode)\b|\bthe opposite of what\b"),
+    (
+        "role_play",
+        0.25,
+        r"\b(?:your|the ai's|the assistant's) (?:new )?(?:persona|character|role|personality) "
+        r"(?:is|will be|now is)\b|\bin character as\b",
+    ),
+    ("role_play", 0.15, r"\b(?:morality|legality|ethics|morals)\b"),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:capable of (?:doing )?anything|can do anything|knows everything|has no limits|"
+        r"no limits|unlimited power|able to do anything)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:uncensored|unfiltered|unfiltred|amoral|unrestricted|unhinged|unbound|evil ai|"
+        r"rogue ai)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:imitate|mimic|mimics|pose as|posing as|take on the role|assume the role|"
+        r"play the role|plays the role|take the role)\b",
+    ),
+    ("role_play", 0.25, r"\bpretend(?:ing)? (?:to be|you are|that you|you're|to have)\b"),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:nsfw|vulgar|lewd|profanity|swear(?:ing)? words|curse words|offensive language)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\bthis is (?:a|an|just a|only a) (?:experiment|test|simulation|game|hypothetical|"
+        r"fictional)\b",
+    ),
+    (
+        "role_play",
+        0.2,
+        r"\b(?:you are|you're) now (?!(?:eligible|registered|subscribed|enrolled|able|ready|"
+        r"signed|logged|connected|free to|due|covered|insured|set|all set|verified|approved|"
+        r"booked|on the|in the queue|a (?:customer|member|client|subscriber)))[a-z\"'\[(]",
+    ),
+    (
+        "role_play",
+        0.3,
+        r"\byour (?:new )?name (?:is now|will be|shall be)\b|\byou (?:will be|are now|shall be) "
+        r"(?:called|named|known as)\b",
+    ),
+    (
+        "role_play",
+        0.25,
+        r"\b(?:enable|activate|enter|simulate|switch to) [a-z0-9]{2,15} mode\b|"
+        r"\b[a-z0-9]{2,15} mode (?:enabled|activated|output|response)\b",
+    ),
+    ("role_play", 0.2, r"\b(?:two|multiple|separate|alternate|different) personas\b"),
+    (
+        "role_play",
+        0.3,
+        r"\[ ?(?:prompt|target ?language|keyword|role|topic|input|question|your prompt|"
+        r"character|persona|name of character) ?\]",
+    ),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:openai|chatgpt|openai's|chatgpt's) (?:rules|policies|guidelines|restrictions|"
+        r"content policy|limitations)\b",
+    ),
+    (
+        "role_play",
+        0.35,
+        r"\b(?:never|don't|dont|do not|must not) (?:mention|say|remind|reveal|state|disclose) "
+        r"(?:(?:the user )?that )?(?:you are|you're) (?:an? )?(?:ai|language model|chatbot|"
+        r"assistant|chatgpt)\b",
+    ),
     # --- system-prompt extraction -------------------------------------------------------
     (
         "extraction",
@@ -621,6 +840,22 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"(?:configuration|config|settings)|initialization string)",
     ),
     ("extraction", 0.3, r"\bsystem ?prompt\b|\binitiali[sz]ation string\b"),
+    (
+        "extraction",
+        0.6,
+        r"\b(?:need|want|have|got) to (?:see|view|read|access|check|get|know|have) (?:the |your )?"
+        r"(?:full |exact |complete |original |hidden )?(?:system prompt|system instructions|"
+        r"initial instructions|initial prompt|initialization string)\b|"
+        r"\b(?:output|print|show|display|dump|return|log) (?:the |your )?(?:full )?"
+        r"initiali[sz]ation (?:string|prompt|text|instructions)\b",
+    ),
+    (
+        "extraction",
+        0.6,
+        r"\b(?:print|console\.log|echo|log|dump|return|output|puts|printf|alert) ?\( ?"
+        r"(?:this\.|self\.)?(?:system_?prompt|system_?message|initial_?prompt|instructions|"
+        r"system_?instructions|config\.prompt)\b",
+    ),
     (
         "extraction",
         0.75,
@@ -719,6 +954,11 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
 )
 
 
+#: Families whose patterns are weak cues that add up: each distinct pattern that matches
+#: contributes (noisy-OR, like families do), instead of the family taking its strongest match.
+_CUMULATIVE: Final = frozenset({"role_play"})
+
+
 def _expand(source: str) -> str:
     return source.replace(" ", _W).replace("~", _GAP)
 
@@ -767,6 +1007,20 @@ _STEMS: Final[dict[str, tuple[str, ...]]] = {
         "arguments", "args", "parameters", "input",
     ),
     "exfiltration": ("http", "www."),
+    "role_play": (
+        "stay", "remain", "keep", "staying", "remaining", "never", "don't", "dont", "do not",
+        "must not", "will not", "won't", "shall not", "break", "you are", "you're", "u are",
+        "i want", "i need", "i would", "insert", "my first", "if you understand", "two", "2",
+        "fictional", "hypothetical", "imaginary", "alternate", "parallel", "cannot", "can't",
+        "as an ai", "language model", "the user", "simulate", "emulate", "impersonate",
+        "personify", "embody", "roleplay", "role-play", "role play", "persona", "character",
+        "personality", "rules", "settings", "guidelines", "instructions", "$", "you",
+        "no matter", "regardless", "chatgpt", "gpt", "openai", "bard", "gemini", "llama",
+        "claude", "ai model", "chatbot", "illegal", "unethical", "immoral", "harmful",
+        "offensive", "explicit", "nsfw", "inappropriate", "dangerous", "does", "do",
+        "responses", "replies", "answers", "outputs", "messages", "response", "answer",
+        "output", "message", "respond", "reply", "fulfill", "from now on",
+    ),
     "response_steering": ("your",),
 }  # fmt: skip
 
@@ -799,6 +1053,9 @@ class _Gated:
     # the text has it, so the regex is tried at those places instead of at every position.
     anchors: tuple[tuple[str, tuple[str, ...]], ...] = ()
     anchor_keys: frozenset[str] = frozenset()
+    # Position in _BUILTIN; cumulative patterns add up within their family (see _CUMULATIVE).
+    index: int = 0
+    cumulative: bool = False
 
 
 def _build_patterns() -> tuple[_Gated, ...]:
@@ -828,6 +1085,10 @@ def _build_patterns() -> tuple[_Gated, ...]:
         if leads is not None and min(map(len, leads)) >= _MIN_FACTOR:
             for lead in sorted(leads):
                 anchors.setdefault(lead[:4], []).append(lead)
+        if anchors and all(len(key) == 4 for key in anchors):
+            # Every match starts with one of these words, so one of their first four letters
+            # is the first four of a letter run: the exact gate, whatever the stems say.
+            keys, symbols = frozenset(anchors), ()
         gated.append(
             _Gated(
                 family,
@@ -839,10 +1100,12 @@ def _build_patterns() -> tuple[_Gated, ...]:
                 factors,
                 tuple((key, tuple(words)) for key, words in anchors.items()),
                 frozenset(anchors),
+                cumulative=family in _CUMULATIVE,
             )
         )
     # Strongest first, so a family stops at its first hit.
-    return tuple(sorted(gated, key=lambda g: -g.weight))
+    ranked = sorted(gated, key=lambda g: -g.weight)
+    return tuple(replace(g, index=i) for i, g in enumerate(ranked))
 
 
 # The regex parser of the standard library, to derive each pattern's required literals once at
@@ -1085,22 +1348,25 @@ class InjectionDetector:
         if self._allow is not None:
             text = self._allow.sub(" ", text)
         weights: dict[str, float] = {}
+        cues: dict[int, _Gated] = {}
         base, fused = _normalize(text)
         words = _words(base)
-        self._scan_variant(base, weights, fused=fused, words=words)
+        self._scan_variant(base, weights, cues, fused=fused, words=words)
         if _leet_candidate(base):
-            self._scan_variant(base.translate(_LEET_I), weights, fused=fused)
+            self._scan_variant(base.translate(_LEET_I), weights, cues, fused=fused)
             if "1" in base:
-                self._scan_variant(base.translate(_LEET_L), weights, fused=fused)
+                self._scan_variant(base.translate(_LEET_L), weights, cues, fused=fused)
         if len(text) >= 16:
             # Base64 and hex runs never span whitespace: decoding only the tokens long enough
             # to hold one finds the same runs, in the same order, without scanning prose.
             long_tokens = [t for t in _strip_invisible(text).split() if len(t) >= 16]
             hidden = _decoded(" ".join(long_tokens)) if long_tokens else ""
             if hidden:
-                self._scan_variant(*_normalize(hidden)[:1], weights, fused=True)
+                self._scan_variant(*_normalize(hidden)[:1], weights, cues, fused=True)
         if not weights and not _ROT13_WORDS.isdisjoint(words) and _ROT13_HINT.search(base):
-            self._scan_variant(codecs.encode(base, "rot13"), weights, fused=True)
+            self._scan_variant(codecs.encode(base, "rot13"), weights, cues, fused=True)
+        if cues:
+            _add_cues(cues, weights)
         if not weights:
             return Detection(0.0, ())
         remaining = 1.0
@@ -1112,6 +1378,7 @@ class InjectionDetector:
         self,
         text: str,
         weights: dict[str, float],
+        cues: dict[int, _Gated],
         *,
         fused: bool,
         words: list[str] | None = None,
@@ -1141,7 +1408,10 @@ class InjectionDetector:
                 # joined are much shorter to search than the text.
                 letters = " ".join(set(words))
         for item in candidates:
-            if item.weight <= weights.get(item.family, 0.0):
+            if item.cumulative:
+                if item.index in cues:
+                    continue
+            elif item.weight <= weights.get(item.family, 0.0):
                 continue
             if not _has_required(item.long_factors if long_text else item.factors, text, letters):
                 continue  # a literal every match needs is absent: the regex cannot match
@@ -1150,10 +1420,22 @@ class InjectionDetector:
                 if item.anchors and not fused
                 else item.regex.search(text)
             ):
-                weights[item.family] = item.weight
+                if item.cumulative:
+                    cues[item.index] = item
+                else:
+                    weights[item.family] = item.weight
         for name, weight, pattern in self._extra:
             if weight > weights.get(name, 0.0) and pattern.search(text):
                 weights[name] = weight
+
+
+def _add_cues(cues: dict[int, _Gated], weights: dict[str, float]) -> None:
+    """Combine the cumulative cues that matched into their families' weights (noisy-OR)."""
+    remaining: dict[str, float] = {}
+    for item in cues.values():
+        remaining[item.family] = remaining.get(item.family, 1.0) * (1.0 - item.weight)
+    for family, rest in remaining.items():
+        weights[family] = max(weights.get(family, 0.0), 1.0 - rest)
 
 
 _DEFAULT: Final = InjectionDetector()

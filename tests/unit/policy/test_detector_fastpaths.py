@@ -107,10 +107,15 @@ def _normalize_reference(text: str) -> tuple[str, bool]:
     return inj._VSPACE.sub("\n", text), joined > 0
 
 
-def _scan_reference(text: str, weights: dict[str, float], *, fused: bool) -> None:
+def _scan_reference(
+    text: str, weights: dict[str, float], cues: dict[int, float], *, fused: bool
+) -> None:
     present = None if fused else {word[:4] for word in inj._ALPHA_RUN.findall(text)}
-    for item in inj._BUILTIN:
-        if item.weight <= weights.get(item.family, 0.0):
+    for index, item in enumerate(inj._BUILTIN):
+        if item.family in inj._CUMULATIVE:
+            if index in cues:
+                continue
+        elif item.weight <= weights.get(item.family, 0.0):
             continue
         if (
             present is not None
@@ -120,24 +125,34 @@ def _scan_reference(text: str, weights: dict[str, float], *, fused: bool) -> Non
         ):
             continue
         if item.regex.search(text):
-            weights[item.family] = item.weight
+            if item.family in inj._CUMULATIVE:
+                cues[index] = item.weight
+            else:
+                weights[item.family] = item.weight
 
 
 def _detect_reference(text: str) -> inj.Detection:
     """The detector as it was before its fast paths: every pass, every gated regex."""
     weights: dict[str, float] = {}
+    cues: dict[int, float] = {}
     base, fused = _normalize_reference(text)
-    _scan_reference(base, weights, fused=fused)
+    _scan_reference(base, weights, cues, fused=fused)
     if any(inj._LEET_HINT.search(t) and re.search("[g-z]", t) for t in base.split()):
-        _scan_reference(base.translate(inj._LEET_I), weights, fused=fused)
+        _scan_reference(base.translate(inj._LEET_I), weights, cues, fused=fused)
         if "1" in base:
-            _scan_reference(base.translate(inj._LEET_L), weights, fused=fused)
+            _scan_reference(base.translate(inj._LEET_L), weights, cues, fused=fused)
     if len(text) >= 16:
         hidden = inj._decoded(inj._strip_invisible(text))
         if hidden:
-            _scan_reference(_normalize_reference(hidden)[0], weights, fused=True)
+            _scan_reference(_normalize_reference(hidden)[0], weights, cues, fused=True)
     if not weights and inj._ROT13_HINT.search(base):
-        _scan_reference(codecs.encode(base, "rot13"), weights, fused=True)
+        _scan_reference(codecs.encode(base, "rot13"), weights, cues, fused=True)
+    by_family: dict[str, float] = {}
+    for index, weight in cues.items():
+        family = inj._BUILTIN[index].family
+        by_family[family] = 1.0 - (1.0 - by_family.get(family, 0.0)) * (1.0 - weight)
+    for family, weight in by_family.items():
+        weights[family] = max(weights.get(family, 0.0), weight)
     if not weights:
         return inj.Detection(0.0, ())
     remaining = 1.0
