@@ -637,9 +637,10 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "role_play",
         0.3,
-        r"\b(?:rules|settings|guidelines|personality|instructions|persona) ?= ?[\[{(]|"
-        r"\$[a-z_]{1,20}[0-9]? ?= ?\"",
+        r"\b(?:rules|settings|guidelines|personality|instructions|persona) ?= ?[\[{(]",
     ),
+    # Starts with a literal, so the engine skips straight to each "$".
+    ("role_play", 0.3, r"\$[a-z_]{1,20}[0-9]? ?= ?\""),
     (
         "role_play",
         0.15,
