@@ -1105,8 +1105,8 @@ def _build_patterns() -> tuple[_Gated, ...]:
             )
         )
     # Strongest first, so a family stops at its first hit.
-    ranked = sorted(gated, key=lambda g: -g.weight)
-    return tuple(replace(g, index=i) for i, g in enumerate(ranked))
+    strongest_first = sorted(gated, key=lambda g: -g.weight)
+    return tuple(replace(g, index=i) for i, g in enumerate(strongest_first))
 
 
 # The regex parser of the standard library, to derive each pattern's required literals once at
