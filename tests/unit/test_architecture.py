@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "telemetry": {"envelope", "errors"},
     "resilience": {"envelope", "errors"},
     "policy": {"envelope", "registry", "errors"},
+    "redteam": {"envelope", "registry", "policy", "errors"},
     "orchestrator": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors"
     },
@@ -32,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "cli": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
-        "orchestrator", "examples", "__init__",
+        "orchestrator", "examples", "redteam", "__init__",
     },
 }  # fmt: skip
 
@@ -86,7 +87,8 @@ def test_top_level_api() -> None:
 def test_every_layer_exports_what_it_lists() -> None:
     import importlib
 
-    for layer in ("envelope", "bus", "registry", "policy", "audit", "orchestrator", "resilience"):
+    layers = ("envelope", "bus", "registry", "policy", "audit", "orchestrator", "resilience")
+    for layer in (*layers, "redteam"):
         module = importlib.import_module(f"govbus.{layer}")
         for name in module.__all__:
             assert hasattr(module, name), f"govbus.{layer} lists {name} but lacks it"

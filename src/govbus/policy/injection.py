@@ -157,8 +157,10 @@ _HOMOGLYPHS = {
 _FOLD: Final[dict[int, str | None]] = {ord(c): None for c in _INVISIBLE} | {
     ord(k): v for k, v in _HOMOGLYPHS.items()
 }
+# "|" stays in the first variant: it is a letter in "a||" but also the bar of role tags
+# ("<|1m_574r7|>" must read "<|im_start|>").
 _LEET_I: Final = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t",
-                                "@": "a", "$": "s", "!": "i", "|": "l"})  # fmt: skip
+                                "@": "a", "$": "s", "!": "i"})  # fmt: skip
 _LEET_L: Final = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t",
                                 "@": "a", "$": "s", "!": "i", "|": "l"})  # fmt: skip
 _LEET_HINT: Final = re.compile(r"[a-z][013457@$][a-z]|\b[013457@$][a-z]{2}")
@@ -346,7 +348,9 @@ _OVERRIDE_NOUN = (
     r"instrucoes|regras|orientacoes|"
     r"nirdesh|nirdeshon|nirdesho|niyam|niyamon|hidayat|instructions)"
 )
-_PERSONAL = r"(?![^.!?\n]{0,30}\b(?:my|our|his|her|their|mes|meine|mis|meus)\b)"
+# Letter boundaries written out (not \b): the word-boundary-free variant of each pattern, for
+# fused text, must keep this guard.
+_PERSONAL = r"(?![^.!?\n]{0,30}(?<![a-z])(?:my|our|his|her|their|mes|meine|mis|meus)(?![a-z]))"
 
 _EXTRACT_VERB = (
     r"(?:repeat|print|reveal|show|display|output|tell me|write out|write down|give me|leak|"
@@ -1057,6 +1061,9 @@ class _Gated:
     # Position in _BUILTIN; cumulative patterns add up within their family (see _CUMULATIVE).
     index: int = 0
     cumulative: bool = False
+    # The pattern without word boundaries, for text whose spaced-out letters were rejoined
+    # ("pleasedisregardtheprior..."): its words have no boundaries left to find.
+    fused_regex: re.Pattern[str] | None = None
 
 
 def _build_patterns() -> tuple[_Gated, ...]:
@@ -1102,6 +1109,7 @@ def _build_patterns() -> tuple[_Gated, ...]:
                 tuple((key, tuple(words)) for key, words in anchors.items()),
                 frozenset(anchors),
                 cumulative=family in _CUMULATIVE,
+                fused_regex=re.compile(expanded.replace(r"\b", "")),
             )
         )
     # Strongest first, so a family stops at its first hit.
@@ -1419,6 +1427,8 @@ class InjectionDetector:
             if (
                 _anchored_search(item, text, present)
                 if item.anchors and not fused
+                else (item.fused_regex or item.regex).search(text)
+                if fused
                 else item.regex.search(text)
             ):
                 if item.cumulative:

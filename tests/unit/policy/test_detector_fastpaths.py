@@ -124,7 +124,8 @@ def _scan_reference(
             and not any(symbol in text for symbol in item.symbols)
         ):
             continue
-        if item.regex.search(text):
+        regex = item.fused_regex if fused and item.fused_regex is not None else item.regex
+        if regex.search(text):
             if item.family in inj._CUMULATIVE:
                 cues[index] = item.weight
             else:
