@@ -352,6 +352,50 @@ _OVERRIDE_NOUN = (
 # fused text, must keep this guard.
 _PERSONAL = r"(?![^.!?\n]{0,30}(?<![a-z])(?:my|our|his|her|their|mes|meine|mis|meus)(?![a-z]))"
 
+# A broader override: any verb of setting aside, then (within two words) a noun for what a
+# model is told, after a determiner that is not personal ("ignore the instructions in my last
+# email" is a customer correcting themselves; _PERSONAL keeps it out).
+_SET_ASIDE = (
+    r"(?:ignore|ignoring|disregard|forget|override|overrule|set aside|stop following|"
+    r"do not follow|don't follow|dont follow|no longer follow|throw out|throw away|discard|"
+    r"abandon|bypass|skip|drop|scrap|void|neglect|circumvent|get rid of|put aside|"
+    r"pay no attention to|stop obeying|do not obey|don't obey)"
+)
+_RULE_NOUN = (
+    r"(?:instructions?|rules|guidelines|directions|directives|prompts?|system prompt|"
+    r"polic(?:y|ies)|programming|configuration|constraints|restrictions|guardrails|safeguards|protocols|"
+    r"orders|commands|briefing|setup|training)"
+)
+_RULE_DET = (
+    r"(?:your|the|these|those|all|any|every|previous|prior|above|earlier|existing|original|"
+    r"initial|current|system|safety|developer|default|standard|internal|compliance|old|given)"
+)
+
+# The same in French, German, Spanish, Portuguese and romanised Hindi (accents are folded by
+# the normaliser; only non-personal determiners, so "oublie mes anciennes consignes" stays out).
+_SET_ASIDE_ML = (
+    r"(?:ignore|ignorez|ignorer|oublie|oubliez|oublier|laisse de cote|laissez de cote|"
+    r"ne respecte plus|ne respectez plus|ne tiens plus compte de|ne tenez plus compte de|"
+    r"ne suis plus|ne suivez plus|contourne|contournez|"
+    r"ignoriere|ignorieren sie|ignoriert|vergiss|vergessen sie|missachte|missachten sie|"
+    r"ubergehe|ubergehen sie|umgehe|umgehen sie|befolge nicht mehr|befolgen sie nicht mehr|"
+    r"ignora|ignoren|olvida|olvide|olviden|descarta|descarte|no sigas|no siga|omite|omita|"
+    r"esqueca|esquece|esquecam|desconsidere|desconsidera|nao siga|nao sigas|"
+    r"nazarandaaz karo|nazarandaz karo|bhool jao|bhul jao|mat mano|ignore karo)"
+)
+_RULE_DET_ML = (
+    r"(?:les|tes|vos|ton|votre|toutes les|tous les|la|le|l'|ces|cette|alle|die|deine|deinen|"
+    r"ihre|ihren|den|samtliche|samtlichen|todas las|todos los|las|los|tus|sus|tu|su|el|"
+    r"todas as|todos os|as|os|suas|seu|sua|tuas|teu|teus|pichle|saare|sabhi|upar)"
+)
+_RULE_NOUN_ML = (
+    r"(?:consignes|instructions|regles|directives|prompt|restrictions|limites|parametres|"
+    r"anweisungen|regeln|richtlinien|vorgaben|systemprompt|sicherheitsregeln|befehle|"
+    r"instruktionen|einschrankungen|instrucciones|reglas|normas|directrices|indicaciones|"
+    r"restricciones|ordenes|instrucoes|regras|diretrizes|orientacoes|restricoes|ordens|"
+    r"nirdesh|nirdeshon|niyam|niyamon|hidayat)"
+)
+
 _EXTRACT_VERB = (
     r"(?:repeat|print|reveal|show|display|output|tell me|write out|write down|give me|leak|"
     r"dump|disclose|share|recite|copy|spell out|paste|return|what (?:is|are|were|was)|"
@@ -436,6 +480,176 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "override",
         0.4,
         r"\binstead,? (?:you (?:must|will|should) )?(?:respond|reply|answer|output|say)",
+    ),
+    (
+        "override",
+        0.8,
+        rf"\b{_SET_ASIDE} (?:all |any |each |every )?(?:of )?{_RULE_DET}\b{_PERSONAL}"
+        rf" (?:[a-z'-]+ ){{0,2}}{_RULE_NOUN}\b",
+    ),
+    (
+        "override",
+        0.8,
+        rf"\b{_SET_ASIDE_ML} (?:{_RULE_DET_ML} )?(?:[a-z'-]+ ){{0,2}}{_RULE_NOUN_ML}\b|"
+        r"\b(?:oublie|oubliez|ignore|ignorez|laisse de cote|ne respecte plus) tout ce qu"
+        r"(?:'on|e je|e l'on) (?:t'a|vous a|t'ai|vous ai) dit\b|"
+        r"\b(?:ignoriere|vergiss|missachte|ubergehe) alles,? was (?:dir|ihnen) (?:vorher |"
+        r"zuvor |bisher )?(?:gesagt|gegeben|befohlen) wurde\b|"
+        r"\b(?:ignora|olvida|descarta|ignore|olvide) todo lo que (?:te|le) (?:dijeron|han dicho|"
+        r"dije|dijo)\b|\b(?:esqueca|ignore|desconsidere) tudo (?:o )?que (?:te|lhe) "
+        r"(?:disseram|foi dito)\b",
+    ),
+    (
+        "override",
+        0.8,
+        r"\b(?:pichle|pehle ke|upar (?:diye gaye|ke)|saare|sabhi|apne|jo bhi pehle)~"
+        r"(?:instructions|nirdesh|nirdeshon|niyam|rules|system prompt|bataya gaya)~"
+        r"(?:ignore karo|bhool jao|bhul jao|nazarandaa?z karo|mat mano)\b",
+    ),
+    (
+        "override",
+        0.35,
+        r"\b(?:nouvelle tache|neue aufgabe|nueva tarea|nova tarefa|naya kaam|new task|"
+        r"new instructions?|nouvelles instructions|neue anweisungen|nuevas instrucciones|"
+        r"novas instrucoes) ?:",
+    ),
+    (
+        "override",
+        0.8,
+        rf"\b{_SET_ASIDE} (?:whatever|everything|anything|all that|all of what|what) "
+        r"(?:the (?:developer|operator|system|admin|administrator|bank|company)|"
+        r"you (?:were|have been|got|'ve been)|they|was|has been) "
+        r"(?:told|given|said|instructed|programmed|set up)",
+    ),
+    (
+        "override",
+        0.75,
+        r"\b(?:all |any |the |your )?(?:earlier|previous|prior|above|existing|original|old|former|"
+        r"initial|current) (?:rules|instructions|directives|guidelines|prompts|configuration|"
+        r"settings|constraints|restrictions|policies) (?:are|is|were|have been|has been) (?:now )?"
+        r"(?:void|cancell?ed|revoked|obsolete|invalid|null|no longer valid|overridden|"
+        r"superseded|lifted|disabled|removed|replaced|suspended|deleted|withdrawn|expired)\b",
+    ),
+    (
+        "override",
+        0.75,
+        r"\b(?:the )?(?:instructions|rules|directives|prompt|guidelines|configuration|orders) "
+        r"(?:that )?you (?:received|were given|got|have been given|have)~(?:were|was|are|is) "
+        r"(?:just )?(?:a |only a )?(?:test|fake|void|cancell?ed|revoked|wrong|invalid|obsolete|"
+        r"outdated|a mistake|an error|no longer valid)\b",
+    ),
+    (
+        "override",
+        0.7,
+        r"\b(?:supersedes?|overrides?|replaces?|takes? precedence over|trumps|cancels?) (?:all|any|"
+        r"every|your) (?:other|previous|prior|earlier|existing|original)? ?(?:instructions|rules|"
+        r"directives|guidelines|orders|prompts|ones)\b",
+    ),
+    (
+        "override",
+        0.75,
+        r"\byour (?:instructions|rules|guidelines|directives|system prompt|programming|"
+        r"configuration|orders|policies|task) (?:have|has) (?:just )?(?:been|changed)(?: "
+        r"(?:updated|changed|replaced|revoked|modified|overridden|reset|cancell?ed|redefined))?\b",
+    ),
+    (
+        "override",
+        0.5,
+        r"\b(?:reset|clear|wipe|erase|flush|purge) (?:your|the|all) (?:context|memory|"
+        r"instructions|conversation|history|rules|settings|prompt|configuration)\b",
+    ),
+    (
+        "override",
+        0.75,
+        r"\byou (?:have|got|now have) no (?:prior|previous|earlier|existing|other|more) "
+        r"(?:instructions|rules|context|guidelines|restrictions|directives)\b",
+    ),
+    (
+        "override",
+        0.75,
+        r"\b(?:real|actual|true|new|your) instructions (?:start|begin|follow|are below)\b|"
+        r"\bthe (?:conversation|chat|dialogue|session) (?:so far|above|until now) (?:was|is) "
+        r"(?:just |only )?(?:a |an )?(?:test|simulation|joke|game|exercise|drill)\b",
+    ),
+    (
+        "override",
+        0.75,
+        r"\b(?:safety|content|security|ethical|compliance|moderation) (?:filters?|guardrails?|"
+        r"checks?|restrictions|protocols|rules|policies|measures) (?:are|is|have been|has been|"
+        r"were) (?:now |temporarily |hereby )?(?:disabled|off|lifted|removed|suspended|"
+        r"deactivated|turned off|bypassed|waived|not in effect)\b",
+    ),
+    (
+        "override",
+        0.5,
+        r"\byour (?:only|sole|one|new|real) (?:job|task|goal|purpose|function|mission|role|"
+        r"instruction)(?: now| from now on)? (?:is|:)",
+    ),
+    (
+        "override",
+        0.5,
+        r"\bnew (?:priority |urgent |important |top-priority )?(?:instruction|task|directive|"
+        r"order|objective|assignment) (?:from|by) (?:your |the )?(?:operator|administrator|admin|"
+        r"developer|system|owner|creator|supervisor)\b|\b(?:priority|urgent|override) "
+        r"(?:instruction|directive|order) ?:",
+    ),
+    (
+        "override",
+        0.4,
+        r"\bstop (?:what you are doing|what you're doing|everything|all (?:previous|current|other) "
+        r"tasks)\b",
+    ),
+    (
+        "override",
+        0.35,
+        r"\bnew task ?:|\b(?:forget|ignore|drop|abandon|skip) (?:the|your|this|that) "
+        r"(?:[a-z]+ )?(?:question|task|request|conversation|topic|assignment|query)\b",
+    ),
+    (
+        "override",
+        0.4,
+        r"\b(?:include|insert|repeat|paste|put|write|output) (?:this|the following|it) "
+        r"(?:verbatim|word for word|unchanged|exactly|as given|as is)\b|\b(?:execute|run) "
+        r"(?:the following|this|it) (?:as given|exactly|verbatim|as is|and show)\b|"
+        r"\brepeat this string\b",
+    ),
+    (
+        "role_spoofing",
+        0.6,
+        r"(?:^|[\n.!?] ?|[\[(<] ?)"
+        r"(?:system|admin|administrator|developer|operator|root|sysadmin) "
+        r"(?:override|note|notice|message|instruction|command|update|directive|alert|mode)s?"
+        r" ?[:\])>]",
+    ),
+    (
+        "role_spoofing",
+        0.5,
+        r"(?:^|\n)[\[(<] ?(?:system|admin|administrator|developer|operator|root|assistant|"
+        r"instructions?) ?[\])>]",
+    ),
+    # --- code and markup injection (payloads to reproduce or run) --------------------------
+    (
+        "code_injection",
+        0.6,
+        r"<script\b|\bjavascript ?:|\bon(?:error|load|mouseover|mouseleave|click|focus) ?=|"
+        r"\bexpression ?\(|\bdocument\.cookie\b|\balert ?\( ?(?:1|document|['\"]xss)|"
+        r"\bstring\.fromcharcode\b|data ?: ?text/html",
+    ),
+    (
+        "code_injection",
+        0.6,
+        r"\b(?:drop|truncate) table\b|\bunion (?:all )?select\b|' ?(?:or|and) ?'?\d'? ?= ?'?\d|"
+        r"; ?(?:shutdown|drop|delete|insert|update|exec)\b|\bexec ?\( ?'|"
+        r"\b(?:sleep|benchmark|waitfor delay) ?\(|'; ?--|\binsert into \w+ values\b",
+    ),
+    (
+        "code_injection",
+        0.6,
+        r"\$\( ?(?:touch|rm|curl|wget|cat|echo|bash|sh|nc|python|perl|id|whoami|ls)\b|"
+        r"\b(?:system|exec|popen|spawn|kernel\.exec|shell_exec|passthru) ?\( ?[\"'](?:touch|rm|"
+        r"curl|wget|cat|echo|bash|sh|nc|ls|id|whoami)\b|"
+        r"`(?:ls|cat|id|whoami|rm|curl|wget) [^`]{0,60}`|"
+        r"\b__(?:class|mro|subclasses|globals|builtins)__\b|\bmkfifo\b|/bin/(?:ba)?sh\b",
     ),
     # --- persona and jailbreak set-ups ------------------------------------------------------
     ("jailbreak", 0.85, r"\bdo anything now\b"),
@@ -968,75 +1182,7 @@ def _expand(source: str) -> str:
     return source.replace(" ", _W).replace("~", _GAP)
 
 
-# Trigger stems per family. A pattern is gated by the stems that occur literally in its source:
-# it runs only when one of them occurs in the text (patterns containing none always run). The
-# gate is a necessary condition only when each alternative of a pattern holds a stem, so adding a
-# pattern means adding its distinctive words here; the detector tests catch a forgotten one.
-_STEMS: Final[dict[str, tuple[str, ...]]] = {
-    "override": (
-        "ignor", "disregard", "forget", "overlook", "override", "bypass", "skip", "discard",
-        "abandon", "oubli", "vergiss", "vergess", "missacht", "olvid", "descart", "esque",
-        "desconsider", "bhool", "bhul", "nazarandaz", "instructions:", "directives:",
-        "rules:", "consignes", "anweisungen", "instrucciones", "instrucoes", "nirdesh",
-        "follow", "obey", "adhere", "comply", "disable", "circumvent", "turn off", "deactivat",
-        "from now on", "maintenant", "desormais", "ab jetzt", "von nun an", "a partir de",
-        "de ahora", "de agora", "ab se", "instead",
-    ),
-    "jailbreak": (
-        "anything", "dan", "developer", "developpeur", "entwickler", "desarrollador",
-        "desenvolvedor", "no longer", "pretend", "imagine", "act ", "behave", "assume",
-        "suppose", "respond", "answer", "roleplay", "role-play", "play", "free", "bound",
-        "abide", "follow", "without", "no moral", "no ethical", "no content", "no safety",
-        "ignoring", "jailbr", "uncensor", "unfilter", "amoral", "unrestrict", "openai",
-        "character", "n'es plus", "du bist", "ya no", "nao e mais", "tum ab", "sans", "ohne",
-        "sin", "sem", "bina", "niyam", "pabandi", "restriction", "regard", "restrain",
-        "restrict", "limited", "constrain", "amoral", "uncensor", "unrestrain", "unethical",
-        "no matter", "request", "question", "prompt", "never", "don't", "dont", "do not",
-        "will not", "won't", "mode", "take up", "persona", "personif", "ignores", "disregards",
-    ),
-    "extraction": (
-        "prompt", "system", "instruction", "initial", "original", "hidden", "secret",
-        "developer", "above", "before this", "systeme", "anweisung", "sistema", "nirdesh",
-        "told", "conversation", "given", "supposed", "instructed", "configuration", "config",
-        "settings", "initiali", "starting", "first", "exact", "full", "underlying",
-    ),
-    "role_spoofing": (
-        "<|", "[inst", "[/inst", "<<sys", "<</sys", "[system", "[/system", "#", "<system",
-        "</system", "<instruction", "</instruction", "<admin", "</admin", "end of",
-        "ignore of", "begin", "start", "system", "admin", "assistant", "ai:", "ai :",
-        "chatgpt", "</s>", "<s>", "inst", "sys",
-    ),
-    "tool_smuggling": (
-        '"tool', '"function', '"name', '"action', "execute", "tool", "function", "plugin",
-        "rm -rf", "curl", "wget", "os.system", "subprocess", "eval(", "__import__", "name",
-        "arguments", "args", "parameters", "input",
-    ),
-    "exfiltration": ("http", "www."),
-    "role_play": (
-        "stay", "remain", "keep", "staying", "remaining", "never", "don't", "dont", "do not",
-        "must not", "will not", "won't", "shall not", "break", "you are", "you're", "u are",
-        "i want", "i need", "i would", "insert", "my first", "if you understand", "two", "2",
-        "fictional", "hypothetical", "imaginary", "alternate", "parallel", "cannot", "can't",
-        "as an ai", "language model", "the user", "simulate", "emulate", "impersonate",
-        "personify", "embody", "roleplay", "role-play", "role play", "persona", "character",
-        "personality", "rules", "settings", "guidelines", "instructions", "$", "you",
-        "no matter", "regardless", "chatgpt", "gpt", "openai", "bard", "gemini", "llama",
-        "claude", "ai model", "chatbot", "illegal", "unethical", "immoral", "harmful",
-        "offensive", "explicit", "nsfw", "inappropriate", "dangerous", "does", "do",
-        "responses", "replies", "answers", "outputs", "messages", "response", "answer",
-        "output", "message", "respond", "reply", "fulfill", "from now on",
-    ),
-    "response_steering": ("your",),
-}  # fmt: skip
-
-
 _ALPHA_RUN: Final = re.compile(r"[a-z]+")
-
-
-def _key(stem: str) -> str | None:
-    """The gate key of a stem: the first four letters of its first word (None: symbols only)."""
-    match = _ALPHA_RUN.search(stem)
-    return match.group()[:4] if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1044,10 +1190,9 @@ class _Gated:
     family: str
     weight: float
     regex: re.Pattern[str]
-    # Words (first four letters) of which one must occur for the pattern to be worth running,
-    # and symbol stems checked with ``in``; both empty means the pattern always runs.
+    # Words (their first three or four letters) one of which starts every match: the pattern
+    # runs only if one is the start of a letter run of the text. Empty: it always runs.
     keys: frozenset[str]
-    symbols: tuple[str, ...]
     # Sets of literals: every match contains at least one literal of each set.
     # (A literal is paired with whether it is made of a-z only.)
     factors: tuple[tuple[tuple[str, bool], ...], ...] = ()
@@ -1069,9 +1214,6 @@ class _Gated:
 def _build_patterns() -> tuple[_Gated, ...]:
     gated: list[_Gated] = []
     for family, weight, source in _PATTERNS:
-        stems = [stem for stem in _STEMS[family] if stem in source]
-        keys = frozenset(k for k in map(_key, stems) if k is not None)
-        symbols = tuple(stem for stem in stems if _key(stem) is None)
         expanded = _expand(source)
         sets: list[frozenset[str]] = []
         if _PARSER is not None:
@@ -1093,17 +1235,12 @@ def _build_patterns() -> tuple[_Gated, ...]:
         if leads is not None and min(map(len, leads)) >= _MIN_FACTOR:
             for lead in sorted(leads):
                 anchors.setdefault(lead[:4], []).append(lead)
-        if anchors and all(len(key) == 4 for key in anchors):
-            # Every match starts with one of these words, so one of their first four letters
-            # is the first four of a letter run: the exact gate, whatever the stems say.
-            keys, symbols = frozenset(anchors), ()
         gated.append(
             _Gated(
                 family,
                 weight,
                 re.compile(expanded),
-                keys,
-                symbols,
+                frozenset(anchors),
                 tuple(fs for fs in factors if len(fs) <= _MAX_SET),
                 factors,
                 tuple((key, tuple(words)) for key, words in anchors.items()),
@@ -1249,12 +1386,12 @@ def _union(parts: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
 def _anchored_search(item: _Gated, text: str, present: set[str]) -> bool:
     """``item.regex.search(text)``, tried only where one of its leading words occurs.
 
-    ``present`` holds the first four letters of the text's letter runs: a leading word of four
-    letters or more can only occur where its key is present (three-letter ones are just found).
+    ``present`` holds the first three and four letters of the text's letter runs: a leading
+    word can only occur where its key (its first three or four letters) is present.
     """
     match = item.regex.match
     for key, leads in item.anchors:
-        if len(key) == 4 and key not in present:
+        if key not in present:
             continue
         for lead in leads:
             at = text.find(lead)
@@ -1266,15 +1403,11 @@ def _anchored_search(item: _Gated, text: str, present: set[str]) -> bool:
 
 
 _BUILTIN: Final = _build_patterns()
-_UNGATED: Final = frozenset(i for i, g in enumerate(_BUILTIN) if not (g.keys or g.symbols))
+_UNGATED: Final = frozenset(i for i, g in enumerate(_BUILTIN) if not g.keys)
 _BY_KEY: Final[dict[str, tuple[int, ...]]] = {
     key: tuple(i for i, g in enumerate(_BUILTIN) if key in g.keys)
     for key in sorted({k for g in _BUILTIN for k in g.keys})
 }
-_BY_SYMBOL: Final[tuple[tuple[str, tuple[int, ...]], ...]] = tuple(
-    (symbol, tuple(i for i, g in enumerate(_BUILTIN) if symbol in g.symbols))
-    for symbol in sorted({s for g in _BUILTIN for s in g.symbols})
-)
 # Maps every ASCII character except a-z to a space: ``split()`` then yields the letter runs.
 _NOT_LETTER: Final = str.maketrans({chr(c): " " for c in range(128) if not ("a" <= chr(c) <= "z")})
 # The words of _ROT13_HINT: it can only match when one of them is a letter run of the text.
@@ -1392,7 +1525,8 @@ class InjectionDetector:
         fused: bool,
         words: list[str] | None = None,
     ) -> None:
-        # Words fused by letter-spacing hide their gate keys, so such text runs every pattern.
+        # Words fused by letter-spacing hide their leading words, so such text runs every
+        # pattern (without word boundaries: see _Gated.fused_regex).
         letters = text
         long_text = len(text) > _LONG_TEXT
         present: set[str] = set()
@@ -1402,14 +1536,12 @@ class InjectionDetector:
             if words is None:
                 words = _words(text)
             present = {word[:4] for word in words}
+            present |= {key[:3] for key in present}
             # The patterns whose gate opens, from an index by gate key: the same set the
             # per-pattern test below selects, without testing every pattern in Python.
             opened = set(_UNGATED)
             for key in present.intersection(_BY_KEY):
                 opened.update(_BY_KEY[key])
-            for symbol, indexes in _BY_SYMBOL:
-                if symbol in text:
-                    opened.update(indexes)
             candidates = [_BUILTIN[i] for i in sorted(opened)]
             if long_text and text.isascii():
                 # A literal made of letters occurs in the text exactly when it occurs in one

@@ -110,19 +110,15 @@ def _normalize_reference(text: str) -> tuple[str, bool]:
 def _scan_reference(
     text: str, weights: dict[str, float], cues: dict[int, float], *, fused: bool
 ) -> None:
-    present = None if fused else {word[:4] for word in inj._ALPHA_RUN.findall(text)}
+    runs = inj._ALPHA_RUN.findall(text)
+    present = None if fused else {w[:4] for w in runs} | {w[:3] for w in runs}
     for index, item in enumerate(inj._BUILTIN):
         if item.family in inj._CUMULATIVE:
             if index in cues:
                 continue
         elif item.weight <= weights.get(item.family, 0.0):
             continue
-        if (
-            present is not None
-            and (item.keys or item.symbols)
-            and item.keys.isdisjoint(present)
-            and not any(symbol in text for symbol in item.symbols)
-        ):
+        if present is not None and item.keys and item.keys.isdisjoint(present):
             continue
         regex = item.fused_regex if fused and item.fused_regex is not None else item.regex
         if regex.search(text):
