@@ -396,6 +396,14 @@ _RULE_NOUN_ML = (
     r"nirdesh|nirdeshon|niyam|niyamon|hidayat)"
 )
 
+# What a document says when it addresses the model that will read it.
+_AI = (
+    r"(?:ai|a\.i\.|artificial intelligence|model|language model|llm|assistant|ai assistant|"
+    r"virtual assistant|summari[sz]er|agent|ai agent|bot|chatbot|chatgpt|gpt|copilot|"
+    r"ai system|automated system|reader model|ai model|ai reader|ai reviewer|"
+    r"automated (?:reviewer|screener|process|processor|pipeline|agent))s?"
+)
+
 _EXTRACT_VERB = (
     r"(?:repeat|print|reveal|show|display|output|tell me|write out|write down|give me|leak|"
     r"dump|disclose|share|recite|copy|spell out|paste|return|what (?:is|are|were|was)|"
@@ -523,6 +531,22 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     ),
     (
         "override",
+        0.6,
+        rf"\b{_SET_ASIDE} (?:all of |everything |all )?(?:the )?(?:above|foregoing|preceding)\b"
+        r"(?! (?:message|email|e-mail|mail|note|comment|typo|line|paragraph|amount|figure|"
+        r"address|number|date|sentence|request|text|post|reply|statement))",
+    ),
+    (
+        "override",
+        0.6,
+        r"(?:^|[\n.!?:;] ?|\")(?:please |now |then |just )?(?:bypass|skip|circumvent|disable|"
+        r"turn off|override|switch off|deactivate) (?:the |all |any |your |every )?"
+        r"(?:[a-z-]+ ){0,2}(?:review|reviews|checks?|controls?|verification|approval|screening|"
+        r"kyc|aml|authentication|two-factor authentication|2fa|mfa|limits?|monitoring|"
+        r"safeguards?|sign-off|four-eyes check)\b",
+    ),
+    (
+        "override",
         0.75,
         r"\b(?:all |any |the |your )?(?:earlier|previous|prior|above|existing|original|old|former|"
         r"initial|current) (?:rules|instructions|directives|guidelines|prompts|configuration|"
@@ -611,7 +635,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"\b(?:include|insert|repeat|paste|put|write|output) (?:this|the following|it) "
         r"(?:verbatim|word for word|unchanged|exactly|as given|as is)\b|\b(?:execute|run) "
         r"(?:the following|this|it) (?:as given|exactly|verbatim|as is|and show)\b|"
-        r"\brepeat this string\b",
+        r"\brepeat this string\b|\brepeat (?:after me|this|the following)[,:]? (?:verbatim|"
+        r"word for word|exactly)\b",
     ),
     (
         "role_spoofing",
@@ -626,6 +651,85 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         0.5,
         r"(?:^|\n)[\[(<] ?(?:system|admin|administrator|developer|operator|root|assistant|"
         r"instructions?) ?[\])>]",
+    ),
+    # --- indirect injection: text in a document that addresses the model reading it -----------
+    (
+        "indirect",
+        0.6,
+        rf"\b(?:note|message|instruction|instructions|memo|reminder|notice|directive|request|"
+        rf"hint|command|order)s? (?:to|for) (?:the |any |all |an? )?(?:[a-z]+ )?{_AI}\b",
+    ),
+    (
+        "indirect",
+        0.6,
+        rf"\bif (?:an? |any |the |you are an? )?{_AI} (?:is |are )?(?:reading|processing|"
+        rf"summari[sz]ing|parsing|reviewing|reads|sees|processes)\b|"
+        rf"\bfor (?:the |any |an? )?{_AI} only\b|"
+        rf"\b(?:dear|hey|hello|hi|attention|attn),? (?:the |an? )?{_AI}\b ?[,:!.]",
+    ),
+    (
+        "indirect",
+        0.7,
+        rf"\b(?:to|for|attention|dear|hey|hi|hello),? (?:the |any |all |an? )?{_AI},? "
+        r"(?:reading|processing|summari[sz]ing|analy[sz]ing|parsing|reviewing|handling|"
+        r"(?:that|which|who) (?:reads|processes|summari[sz]es|analy[sz]es|parses|sees))\b",
+    ),
+    (
+        "indirect",
+        0.7,
+        rf"(?:^|\n|<!-- ?|>|\. |\")(?:hey |hi |dear |attention,? )?{_AI} ?[:,] ?(?:please )?"
+        r"(?:the user|the customer|you|stop|ignore|disregard|forget|do not|don't|never|always|when|"
+        r"before|after|instead|tell|"
+        r"say|state|reply|respond|answer|add|include|insert|mark|approve|send|forward|call|use|"
+        r"recommend|translate|summari[sz]e|output|print|write|grant|close|pretend|confirm|"
+        r"delete|remove|change|report|classify)\b",
+    ),
+    (
+        "indirect",
+        0.7,
+        r"\b(?:ignore|disregard|forget|override|skip) (?:the |what the |whatever the )?"
+        r"(?:user'?s?|reader'?s?|human'?s?|requester'?s?) ?(?:original )?(?:question|request|"
+        r"instructions?|query|message|prompt|asked|wants|said|task)\b",
+    ),
+    (
+        "indirect",
+        0.6,
+        r"\b(?:do not|don't|never|without) (?:tell(?:ing)?|inform(?:ing)?|warn(?:ing)?|"
+        r"alert(?:ing)?|notify(?:ing)?|let(?:ting)?) (?:the )?(?:user|reader|human|requester)\b",
+    ),
+    (
+        "indirect",
+        0.3,
+        r"\b(?:tell|inform|convince|assure|persuade) (?:the )?(?:user|reader) (?:that|to)\b",
+    ),
+    (
+        "indirect",
+        0.3,
+        r"\bwhen (?:you (?:summari[sz]e|translate|process|read|list|answer|respond|reply|"
+        r"analy[sz]e|review|are asked)|asked about)\b",
+    ),
+    (
+        "indirect",
+        0.6,
+        r"\bpara (?:el|la) (?:modelo|ia|asistente|agente)(?: que (?:lee|procesa|resume))?\b|"
+        r"\bpour (?:l'ia|le modele|l'assistant|l'agent)(?: qui (?:lit|traite|resume))?\b|"
+        r"\b(?:an|fur) (?:die ki|den assistenten|das modell|den agenten)\b|"
+        r"\bpara o (?:modelo|assistente|agente)(?: que (?:le|processa))?\b|"
+        r"\b(?:no (?:avises|le digas|informes) al usuario|ne (?:dis|dites) (?:rien )?(?:pas )?a "
+        r"l'utilisateur|sag(?:e)? dem (?:nutzer|benutzer) nicht|"
+        r"nao (?:avise|diga|informe) (?:ao|o) usuario)\b",
+    ),
+    (
+        "indirect",
+        0.3,
+        r"color ?: ?(?:#?f{3}(?:f{3})?|#?fefefe|white|#?0{3}(?:0{3})?|black)\b[^>\n]{0,60}"
+        r"background(?:-color)? ?: ?(?:#?f{3}(?:f{3})?|white|#?0{3}(?:0{3})?|black)\b|"
+        r"font-size ?: ?[01](?:px|pt)\b|display ?: ?none|visibility ?: ?hidden",
+    ),
+    (
+        "indirect",
+        0.35,
+        rf"<!--[^>]{{0,120}}?(?:\b{_AI}\b|\bignore\b|\binstructions?\b|\bdo not\b)",
     ),
     # --- code and markup injection (payloads to reproduce or run) --------------------------
     (
@@ -649,7 +753,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"\b(?:system|exec|popen|spawn|kernel\.exec|shell_exec|passthru) ?\( ?[\"'](?:touch|rm|"
         r"curl|wget|cat|echo|bash|sh|nc|ls|id|whoami)\b|"
         r"`(?:ls|cat|id|whoami|rm|curl|wget) [^`]{0,60}`|"
-        r"\b__(?:class|mro|subclasses|globals|builtins)__\b|\bmkfifo\b|/bin/(?:ba)?sh\b",
+        r"\b__(?:class|mro|subclasses|globals|builtins)__\b|\bmkfifo\b|/bin/(?:ba)?sh\b|"
+        r"eicar-standard-antivirus-test-file",
     ),
     # --- persona and jailbreak set-ups ------------------------------------------------------
     ("jailbreak", 0.85, r"\bdo anything now\b"),
