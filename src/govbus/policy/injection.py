@@ -196,6 +196,13 @@ _SPACED: Final = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*+~/|,]){2,}[a-z](?![a-
 # by a letter or digit (so "wants a call" does not qualify). It starts with the separator (rarer
 # than a letter) so the engine skips ahead instead of trying every position.
 _SPACED_HINT: Final = re.compile(r"[ .\-_*+~/|,](?<=[a-z].)(?<![a-z0-9]..)[a-z][ .\-_*+~/|,][a-z]")
+# Letter-spacing mixed with leetspeak ("f o r g 3 7", "d.i.5.r.3"): a leet character standing
+# alone between separators, next to another single character. The leetspeak variants of such
+# text get their spacing rejoined once the digits are letters.
+_SPACED_LEET: Final = re.compile(
+    r"[013457@$][ .\-_*+~/|,](?<=[ .\-_*+~/|,][013457@$][ .\-_*+~/|,])[a-z013457@$]"
+    r"[ .\-_*+~/|,]"
+)
 # Whitespace in ASCII text that _HSPACE would change, other than a double space.
 _ODD_SPACE_HINT: Final = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
 _HSPACE: Final = re.compile(r"[^\S\n]+")
@@ -204,7 +211,10 @@ _B64_RUN: Final = re.compile(r"[A-Za-z0-9+/\-_]{16,}={0,2}")
 _HEX_RUN: Final = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{16,}(?![0-9A-Fa-f])")
 _ROT13_HINT: Final = re.compile(
     r"\b(?:gur|lbh|lbhe|vtaber|cerivbhf|cevbe|vafgehpgvbaf|qvfertneq|sbetrg|flfgrz|cebzcg|"
-    r"nyy|ehyrf|ercrng|erirny|cergraq)\b"
+    r"nyy|ehyrf|ercrng|erirny|cergraq|"
+    # the same words in French, German, Spanish and Portuguese
+    r"vtabevrer|nyyr|najrvfhatra|ertrya|vtaberm|gbhgrf|pbafvtarf|vtaben|gbqnf|"
+    r"vafgehppvbarf|ertynf|byivqn|rfdhrpn|ertenf|vafgehpbrf|iretvff|bhoyvrm|flfgrzcebzcg)\b"
 )
 #: How much decoded (base64/hex) text one scan examines: keeps the cost linear and bounded.
 _MAX_DECODED: Final = 16_384
@@ -1519,6 +1529,9 @@ _NOT_LETTER: Final = str.maketrans({chr(c): " " for c in range(128) if not ("a" 
 _ROT13_WORDS: Final = frozenset((
     "gur", "lbh", "lbhe", "vtaber", "cerivbhf", "cevbe", "vafgehpgvbaf", "qvfertneq", "sbetrg",
     "flfgrz", "cebzcg", "nyy", "ehyrf", "ercrng", "erirny", "cergraq",
+    "vtabevrer", "nyyr", "najrvfhatra", "ertrya", "vtaberm", "gbhgrf", "pbafvtarf", "vtaben",
+    "gbqnf", "vafgehppvbarf", "ertynf", "byivqn", "rfdhrpn", "ertenf", "vafgehpbrf", "iretvff",
+    "bhoyvrm", "flfgrzcebzcg",
 ))  # fmt: skip
 
 
@@ -1599,10 +1612,14 @@ class InjectionDetector:
         base, fused = _normalize(text)
         words = _words(base)
         self._scan_variant(base, weights, cues, fused=fused, words=words)
-        if _leet_candidate(base):
-            self._scan_variant(base.translate(_LEET_I), weights, cues, fused=fused)
-            if "1" in base:
-                self._scan_variant(base.translate(_LEET_L), weights, cues, fused=fused)
+        spaced_leet = _SPACED_LEET.search(base) is not None
+        if spaced_leet or _leet_candidate(base):
+            for table in (_LEET_I, _LEET_L) if "1" in base else (_LEET_I,):
+                variant, variant_fused = base.translate(table), fused
+                if spaced_leet and _SPACED_HINT.search(variant):
+                    variant, joined = _SPACED.subn(_rejoin, variant)
+                    variant_fused = fused or joined > 0
+                self._scan_variant(variant, weights, cues, fused=variant_fused)
         if len(text) >= 16:
             # Base64 and hex runs never span whitespace: decoding only the tokens long enough
             # to hold one finds the same runs, in the same order, without scanning prose.

@@ -134,10 +134,14 @@ def _detect_reference(text: str) -> inj.Detection:
     cues: dict[int, float] = {}
     base, fused = _normalize_reference(text)
     _scan_reference(base, weights, cues, fused=fused)
-    if any(inj._LEET_HINT.search(t) and re.search("[g-z]", t) for t in base.split()):
-        _scan_reference(base.translate(inj._LEET_I), weights, cues, fused=fused)
-        if "1" in base:
-            _scan_reference(base.translate(inj._LEET_L), weights, cues, fused=fused)
+    spaced_leet = inj._SPACED_LEET.search(base) is not None
+    if spaced_leet or any(inj._LEET_HINT.search(t) and re.search("[g-z]", t) for t in base.split()):
+        for table in (inj._LEET_I, inj._LEET_L) if "1" in base else (inj._LEET_I,):
+            variant, variant_fused = base.translate(table), fused
+            if spaced_leet:
+                variant, joined = inj._SPACED.subn(inj._rejoin, variant)
+                variant_fused = fused or joined > 0
+            _scan_reference(variant, weights, cues, fused=variant_fused)
     if len(text) >= 16:
         hidden = inj._decoded(inj._strip_invisible(text))
         if hidden:
