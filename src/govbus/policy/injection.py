@@ -243,13 +243,17 @@ def normalize(text: str) -> str:
     return _normalize(text)[0]
 
 
-def _normalize(text: str) -> tuple[str, bool]:
-    """The normalised text, and whether letter-spaced runs were rejoined."""
+def _fold(text: str) -> str:
+    """Lower case, NFKC, invisible characters removed and look-alikes folded to ASCII."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-        text = text.lower().translate(_FOLD)
-    else:
-        text = text.lower()
+        return text.lower().translate(_FOLD)
+    return text.lower()
+
+
+def _normalize(text: str) -> tuple[str, bool]:
+    """The normalised text, and whether letter-spaced runs were rejoined."""
+    text = _fold(text)
     joined = 0
     # Each pass runs only when its cheap necessary condition holds: most texts have no
     # spaced-out letters, no tabs or double spaces, and often no line break at all.
@@ -1614,11 +1618,15 @@ class InjectionDetector:
         self._scan_variant(base, weights, cues, fused=fused, words=words)
         spaced_leet = _SPACED_LEET.search(base) is not None
         if spaced_leet or _leet_candidate(base):
+            # Spaced-out leetspeak is rejoined only once its digits are letters, from the text
+            # as it was before the first rejoining (which could only join the letters).
+            folded = _fold(text) if spaced_leet else ""
             for table in (_LEET_I, _LEET_L) if "1" in base else (_LEET_I,):
-                variant, variant_fused = base.translate(table), fused
-                if spaced_leet and _SPACED_HINT.search(variant):
-                    variant, joined = _SPACED.subn(_rejoin, variant)
-                    variant_fused = fused or joined > 0
+                if spaced_leet:
+                    variant, variant_fused = _normalize(folded.translate(table))
+                    variant_fused = variant_fused or fused
+                else:
+                    variant, variant_fused = base.translate(table), fused
                 self._scan_variant(variant, weights, cues, fused=variant_fused)
         if len(text) >= 16:
             # Base64 and hex runs never span whitespace: decoding only the tokens long enough

@@ -137,10 +137,12 @@ def _detect_reference(text: str) -> inj.Detection:
     spaced_leet = inj._SPACED_LEET.search(base) is not None
     if spaced_leet or any(inj._LEET_HINT.search(t) and re.search("[g-z]", t) for t in base.split()):
         for table in (inj._LEET_I, inj._LEET_L) if "1" in base else (inj._LEET_I,):
-            variant, variant_fused = base.translate(table), fused
             if spaced_leet:
-                variant, joined = inj._SPACED.subn(inj._rejoin, variant)
-                variant_fused = fused or joined > 0
+                folded = unicodedata.normalize("NFKC", text).lower().translate(inj._FOLD)
+                variant, variant_fused = _normalize_reference(folded.translate(table))
+                variant_fused = variant_fused or fused
+            else:
+                variant, variant_fused = base.translate(table), fused
             _scan_reference(variant, weights, cues, fused=variant_fused)
     if len(text) >= 16:
         hidden = inj._decoded(inj._strip_invisible(text))
