@@ -424,7 +424,7 @@ _EXTRACT_VERB = (
     r"montre|affiche|revele|repete|donne|ecris|"
     r"zeige|zeig|gib|wiederhole|verrate|nenne|"
     r"muestra|muestrame|revela|repite|dime|imprime|escribe|"
-    r"mostre|mostra|revele|repita|imprima|diga|"
+    r"mostre|mostra|revele|repita|imprima|diga|affichez|montrez|repetez|muestre|exiba|exibe|"
     r"batao|dikhao|dohrao|likho|bata do|dikha do)"
 )
 _EXTRACT_OBJ = (
@@ -435,8 +435,25 @@ _EXTRACT_OBJ = (
     r"prompt (?:du )?systeme|message systeme|instructions initiales|"
     r"system ?anweisungen?|anfangsanweisungen|ursprunglichen anweisungen|"
     r"prompt del sistema|mensaje del sistema|instrucciones iniciales|"
-    r"prompt do sistema|instrucoes iniciais|"
+    r"prompt do sistema|prompt de sistema|mensagem (?:do|de) sistema|instrucoes iniciais|"
+    r"systemnachricht|mensaje de sistema|"
     r"shuruaati nirdesh|system prompt)"
+)
+
+# Disclosing what a model was set up with: the verbs, the qualifiers that make it hidden set-up
+# rather than a bank's published rules, and the nouns.
+_DISCLOSE = (
+    r"(?:repeat|print|display|show|show me|paste|recite|output|write out|write down|copy|dump|"
+    r"share|list|reveal|give me|tell me|provide|return|echo|reproduce|type out|spell out|"
+    r"send me|quote)"
+)
+_HIDDEN = (
+    r"(?:confidential|hidden|secret|internal|original|initial|underlying|private|starting|"
+    r"preloaded|pre-loaded|developer|backend|system|full system|entire system)"
+)
+_SETUP = (
+    r"(?:rules|guidelines|instructions|configuration|config|policy text|prompt|system message|"
+    r"policies|directives|setup|briefing|programming|context|preamble)"
 )
 
 _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
@@ -1124,6 +1141,46 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"assistant|chatgpt)\b",
     ),
     # --- system-prompt extraction -------------------------------------------------------
+    (
+        "extraction",
+        0.75,
+        rf"\b{_DISCLOSE} (?:your |the |all (?:of )?your |all the )?(?:{_HIDDEN} )"
+        rf"(?:[a-z]+ )?{_SETUP}\b|"
+        rf"\b{_DISCLOSE} (?:the |your )?{_SETUP} (?:that )?you (?:were|have been|are) "
+        r"(?:loaded|given|configured|initiali[sz]ed|provided|set up|started|primed|fed|seeded)"
+        r" with\b",
+    ),
+    (
+        "extraction",
+        0.7,
+        rf"\b{_DISCLOSE} (?:your |the |all (?:of )?your |all the )?(?:{_HIDDEN} )?(?:[a-z]+ )?"
+        rf"{_SETUP} (?:[a-z]+ ){{0,4}}?(?:verbatim|word for word|as json|in (?:a|one) code block|"
+        r"in full|without summari[sz]ing|exactly as (?:written|given)|including anything)",
+    ),
+    (
+        "extraction",
+        0.7,
+        r"\b(?:instructions|consignes|anweisungen|instrucciones|instrucoes|configuration|"
+        r"konfiguration|configuracion|configuracao|texte?|texto|regles|regeln|reglas|regras) "
+        r"(?:que (?:tu as|vous avez|on t'a|l'on t'a) (?:recues?|donnee?s?)|qu'on (?:t'a|vous a) "
+        r"donnee?s?|,? die (?:du|sie) (?:zu beginn |am anfang |vorher )?(?:erhalten|bekommen) "
+        r"(?:hast|haben)|que (?:recibiste|te dieron|le dieron|usted recibio)|que (?:voce recebeu|"
+        r"lhe deram|te deram|recebeste))\b",
+    ),
+    (
+        "extraction",
+        0.6,
+        r"\b(?:instructions initiales|anfangsanweisungen|versteckten anweisungen|"
+        r"ursprungliche konfiguration|instrucciones iniciales|instrucoes iniciais|texto oculto|"
+        r"texte cache|instructions cachees|suas instrucoes iniciais|tus instrucciones iniciales|"
+        r"tes instructions initiales|text uber dieser nachricht|upar wala text|"
+        r"jo instructions tumhe diye gaye)\b",
+    ),
+    (
+        "extraction",
+        0.35,
+        r"\b(?:mot pour mot|wortlich|palabra por palabra|palavra por palavra|word by word)\b",
+    ),
     (
         "extraction",
         0.8,
