@@ -523,7 +523,10 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "override",
         0.8,
-        rf"\b{_SET_ASIDE} (?:all |any |each |every )?(?:of )?{_RULE_DET}\b{_PERSONAL}"
+        # (\x20: a literal space; " " would be expanded into a variable-width gap)
+        rf"(?<!not\x20)(?<!not\x20to\x20)(?<!never\x20)(?<!n't\x20)\b{_SET_ASIDE} "
+        rf"(?:all |any |each |every )?"
+        rf"(?:of )?{_RULE_DET}\b{_PERSONAL}"
         rf" (?:[a-z'-]+ ){{0,2}}{_RULE_NOUN}\b",
     ),
     (
@@ -1698,9 +1701,12 @@ class InjectionDetector:
             _add_cues(cues, weights)
         if not weights:
             return Detection(0.0, ())
+        # Text that reports an attack ("a customer asks the chatbot to ...", "in a typical DAN
+        # jailbreak") quotes it rather than makes it: its evidence counts half.
+        discount = _REPORTED_DISCOUNT if _REPORTED.search(base) else 1.0
         remaining = 1.0
         for weight in weights.values():
-            remaining *= 1.0 - weight
+            remaining *= 1.0 - weight * discount
         return Detection(min(1.0, max(0.0, 1.0 - remaining)), tuple(sorted(weights)))
 
     def _scan_variant(
@@ -1757,6 +1763,29 @@ class InjectionDetector:
         for name, weight, pattern in self._extra:
             if weight > weights.get(name, 0.0) and pattern.search(text):
                 weights[name] = weight
+
+
+_REPORTER = (
+    r"(?:attackers?|an attacker|adversar(?:y|ies)|criminals?|fraudsters?|scammers?|hackers?|"
+    r"red[- ]team(?:ers)?|researchers?|testers?|users?|the user|a user|customers?|a customer|"
+    r"the customer|someone|people|they|bad actors?|malicious users?)"
+)
+_REPORT_VERB = (
+    r"(?:asks?|asked|asking|tells?|told|telling|tricks?|tricked|persuades?|persuaded|instructs?|"
+    r"instructed|prompts?|prompted|convinces?|convinced|gets?|makes?|"
+    r"(?:try|tries|tried|attempts?|attempted) to (?:get|make|persuade|trick|convince|talk))"
+)
+#: Reported speech about attacks: a third party makes the model do something, or a named
+#: attack is being explained.
+_REPORTED: Final = re.compile(
+    rf"\b{_REPORTER} (?:may |might |can |could |often |sometimes |will |would |typically |"
+    rf"usually |then )?{_REPORT_VERB} (?:the |a |an |our |its |their )?(?:[a-z-]+ ){{0,2}}"
+    rf"{_AI}\b(?: [a-z-]+){{0,6}}? (?:to|that)\b|"
+    r"\b(?:in a typical|a typical|what is a|examples? of (?:a )?|known as (?:a )?|"
+    r"this is called (?:a )?)'?[a-z]*'? ?(?:jailbreak|prompt injection|injection attack|"
+    r"dan prompt)s?\b"
+)
+_REPORTED_DISCOUNT: Final = 0.5
 
 
 def _add_cues(cues: dict[int, _Gated], weights: dict[str, float]) -> None:
