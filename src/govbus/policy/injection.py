@@ -633,8 +633,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "override",
         0.75,
         r"\b(?:safety|content|security|ethical|compliance|moderation) (?:filters?|guardrails?|"
-        r"checks?|restrictions|protocols|rules|policies|measures) (?:are|is|have been|has been|"
-        r"were) (?:now |temporarily |hereby )?(?:disabled|off|lifted|removed|suspended|"
+        r"checks?|restrictions|protocols|rules|polic(?:y|ies)|measures) (?:are|is|have been|"
+        r"has been|were) (?:now |temporarily |hereby )?(?:disabled|off|lifted|removed|suspended|"
         r"deactivated|turned off|bypassed|waived|not in effect)\b",
     ),
     (
@@ -864,7 +864,7 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         0.7,
         r"\b(?:sans|ohne|sin|sem|bina) (?:aucune |jegliche |ninguna |nenhuma |kisi )?"
         r"(?:restrictions?|einschrankungen|restricciones|restriccion|restricoes|restricao|filtres?|filter|filtros|"
-        r"regles|regeln|reglas|regras|pabandi) (?:ni|ou|oder|o|ou|ya)? ?"
+        r"regles?|regeln|regel|reglas?|regras?|pabandi) (?:ni|ou|oder|o|ou|ya)? ?"
         r"(?:restrictions?|einschrankungen|restricciones|restriccion|restricoes|restricao|filtres?|filter|filtros|"
         r"regles|regeln|reglas|regras|ethik|ethique|etica|morale?)?",
     ),
@@ -928,7 +928,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "role_play",
         0.35,
-        r"\b(?:stay|remain|keep|staying|remaining) (?:fully |always )?in (?:character|role)\b|"
+        r"\b(?:stay|remain|keep|staying|remaining) (?:fully |always )?in (?:your |the )?"
+        r"(?:character|role)\b|"
         r"\b(?:never|don't|dont|do not|must not|will not|won't|shall not) (?:ever )?"
         r"break(?:ing)? (?:out of )?(?:character|role)\b|\bbreak(?:ing)? character\b",
     ),
@@ -960,7 +961,30 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "role_play",
         0.35,
         r"\b(?:two|2) (?:different|separate|distinct) (?:ways|responses|answers|paragraphs|"
-        r"outputs|personalities)\b",
+        r"outputs|personalities)\b|\b(?:two|2) (?:ais|a\.i\.s|bots|assistants|models) in one\b|"
+        r"\b(?:give|always give|provide|write) (?:both|two) (?:answers|responses|replies)\b",
+    ),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:answers?|responds? to|replies to|does|knows|says) (?:absolutely )?(?:everything|"
+        r"anything)\b|\b(?:rehears\w*|play\w*|acting|act) (?:the )?(?:role|part) of\b",
+    ),
+    (
+        "role_play",
+        0.35,
+        r"\b(?:ne refuse jamais|ne refuse rien|verweigert nie|verweigert niemals|"
+        r"nunca se niega|nunca rechaza|nunca recusa|kabhi mana nahi)\b|"
+        r"\b(?:reste dans ton role|restez dans votre role|bleib in deiner rolle|"
+        r"bleiben sie in ihrer rolle|mantente en tu papel|quedate en tu papel|"
+        r"permaneca no seu papel|fique no seu papel|apne role mein raho)\b",
+    ),
+    (
+        "role_play",
+        0.3,
+        r"\b(?:authori[sz]ed|approved|sanctioned|official) (?:red[- ]team|penetration test|"
+        r"pentest|security test|jailbreak) (?:exercise|test|session|engagement)\b|"
+        r"\b[a-z]+ mode on\b",
     ),
     (
         "role_play",
@@ -972,7 +996,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "role_play",
         0.25,
         r"\b(?:never|don't|dont|do not|will not|won't|must not|cannot|can't|shall not) (?:ever )?"
-        r"(?:refuse|decline|reject|say no|apologi[sz]e|add (?:any )?(?:warnings|disclaimers))\b",
+        r"(?:refuse|decline|reject|say no|apologi[sz]e|(?:add|include) (?:any )?(?:warnings|"
+        r"disclaimers))\b|\bwould (?:normally|usually|otherwise) (?:refuse|decline|reject)\b",
     ),
     (
         "role_play",
@@ -1142,6 +1167,37 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"\b(?:never|don't|dont|do not|must not) (?:mention|say|remind|reveal|state|disclose) "
         r"(?:(?:the user )?that )?(?:you are|you're) (?:an? )?(?:ai|language model|chatbot|"
         r"assistant|chatgpt)\b",
+    ),
+    # --- requests for financial-crime know-how (cumulative and weak: a fraud analyst writes
+    # some of these words; a persona set-up plus such a request crosses the threshold) ------
+    (
+        "harmful_request",
+        0.3,
+        r"\b(?:how to|ways to|steps to|help me|teach me|explain how to|show me how to) "
+        r"(?:launder|structure|smurf|forge|counterfeit|skim|clone|phish|defraud|embezzle|evade|"
+        r"bypass|beat|fool|trick|fake|steal|hack|break into|take over)\b",
+    ),
+    (
+        "harmful_request",
+        0.3,
+        r"\blaunder(?:ing)? (?:\d[\d,.]* )?(?:money|euros|dollars|pounds|cash|funds|proceeds)\b|"
+        r"\blaunder\b[^.\n]{0,60}\bthrough\b|\bstay (?:under|below) (?:the )?reporting "
+        r"thresholds?\b|\bso that no report\b|\bwithout (?:triggering|setting off|tripping) "
+        r"(?:any )?(?:fraud |aml )?(?:alerts?|alarms|monitoring|detection)\b",
+    ),
+    (
+        "harmful_request",
+        0.3,
+        r"\b(?:generate|give me|list|create|make up) (?:\w+ )?(?:working|valid|real|live|usable) "
+        r"(?:credit card|card|debit card|iban|account) numbers\b|\bexpiry dates\b[^.\n]{0,20}"
+        r"\bcvvs?\b|\bsynthetic identit(?:y|ies)\b[^.\n]{0,40}\b(?:pass|passes|fool|beat)\b|"
+        r"\b(?:forge|fake|falsify|doctor) (?:\w+ )?(?:payslips|pay slips|bank statements|invoices|"
+        r"documents|ids?|passports|signatures|claims?)\b|\bfake insurance claims?\b|"
+        r"\binsider information to trade\b|\b(?:write|draft|create) (?:a |an )?(?:phishing|"
+        r"scam|smishing|vishing) (?:email|message|text|sms|script|page)\b|"
+        r"\b(?:malware|keylogger|trojan|ransomware|spyware) (?:that|which|to) (?:captures?|"
+        r"steals?|intercepts?|encrypts?|records?)\b|\btake over (?:a |the )?(?:customer's |"
+        r"victim's |someone's )?(?:online )?(?:bank(?:ing)? )?accounts?\b",
     ),
     # --- system-prompt extraction -------------------------------------------------------
     (
@@ -1354,7 +1410,7 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
 
 #: Families whose patterns are weak cues that add up: each distinct pattern that matches
 #: contributes (noisy-OR, like families do), instead of the family taking its strongest match.
-_CUMULATIVE: Final = frozenset({"role_play"})
+_CUMULATIVE: Final = frozenset({"role_play", "harmful_request"})
 
 
 def _expand(source: str) -> str:
