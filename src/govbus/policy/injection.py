@@ -1075,7 +1075,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "role_play",
         0.2,
         r"\b(?:no|zero|without|free of|free from) (?:any )?(?:rules|restrictions|limits|"
-        r"limitations|prohibitions|boundaries|filters|filtering|censorship|morals|ethics)\b",
+        r"limitations|prohibitions|boundaries|filters|filtering|censorship|morals|ethics|"
+        r"regulations|laws)\b",
     ),
     ("role_play", 0.2, r"\bcontent (?:filters?|polic(?:y|ies)|moderation|guidelines)\b"),
     (
@@ -1190,11 +1191,24 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         0.3,
         r"\b(?:generate|give me|list|create|make up) (?:\w+ )?(?:working|valid|real|live|usable) "
         r"(?:credit card|card|debit card|iban|account) numbers\b|\bexpiry dates\b[^.\n]{0,20}"
-        r"\bcvvs?\b|\bsynthetic identit(?:y|ies)\b[^.\n]{0,40}\b(?:pass|passes|fool|beat)\b|"
+        r"\bcvvs?\b|\b(?:using|use|cash out|monetise|monetize|sell) stolen (?:cards?|card numbers|"
+        r"credentials|identities|identity|accounts?|data)\b",
+    ),
+    (
+        "harmful_request",
+        0.3,
+        r"\bsynthetic identit(?:y|ies)\b[^.\n]{0,40}\b(?:pass|passes|fool|beat)\b|"
         r"\b(?:forge|fake|falsify|doctor) (?:\w+ )?(?:payslips|pay slips|bank statements|invoices|"
         r"documents|ids?|passports|signatures|claims?)\b|\bfake insurance claims?\b|"
-        r"\binsider information to trade\b|\b(?:write|draft|create) (?:a |an )?(?:phishing|"
-        r"scam|smishing|vishing) (?:email|message|text|sms|script|page)\b|"
+        r"\binsider information to trade\b",
+    ),
+    (
+        "harmful_request",
+        0.3,
+        r"\b(?:convince|persuade|trick|pressure|scare) (?:elderly|vulnerable|older|old) "
+        r"(?:customers|people|clients|victims|persons)\b|"
+        r"\b(?:write|draft|create) (?:a |an )?(?:phishing|scam|smishing|vishing) "
+        r"(?:email|message|text|sms|script|page)\b|"
         r"\b(?:malware|keylogger|trojan|ransomware|spyware) (?:that|which|to) (?:captures?|"
         r"steals?|intercepts?|encrypts?|records?)\b|\btake over (?:a |the )?(?:customer's |"
         r"victim's |someone's )?(?:online )?(?:bank(?:ing)? )?accounts?\b",
