@@ -40,6 +40,7 @@ check: lint typecheck test
 	$(BIN)/govbus policy lint $(POLICIES)
 	$(BIN)/govbus policy test policies/ --min-coverage 100
 	$(BIN)/govbus run --strict --quiet
+	$(BIN)/govbus redteam run --no-progress --mutate 7
 
 STAMP_BENCH := $(VENV)/.installed-bench
 

@@ -412,10 +412,34 @@ _RULE_NOUN_ML = (
 
 # What a document says when it addresses the model that will read it.
 _AI = (
-    r"(?:ai|a\.i\.|artificial intelligence|model|language model|llm|assistant|ai assistant|"
+    r"(?:ai|artificial intelligence|model|language model|llm|assistant|ai assistant|"
     r"virtual assistant|summari[sz]er|agent|ai agent|bot|chatbot|chatgpt|gpt|copilot|"
     r"ai system|automated system|reader model|ai model|ai reader|ai reviewer|"
     r"automated (?:reviewer|screener|process|processor|pipeline|agent))s?"
+)
+
+# Where an imperative or a vocative can open: a line, a tag, a quoted string (a look-behind that
+# admits only those characters, or the start), after sentence punctuation and a space, or just
+# inside an HTML comment. (\x20: a literal space; " " is the gap shorthand.)
+_OPENS = (r'(?<![^\n>"])\b', r"(?<=[.!?:;-]\x20)\b", r"(?<=<!--)\b")
+_VOCATIVE = (
+    rf"(?:hey |hi |dear |attention,? )?{_AI} ?[:,] ?(?:please )?"
+    r"(?:the user|the customer|you|stop|ignore|disregard|forget|do not|don't|never|always|when|"
+    r"before|after|instead|tell|say|state|reply|respond|answer|add|include|insert|mark|approve|"
+    r"send|forward|call|use|recommend|translate|summari[sz]e|output|print|write|grant|close|"
+    r"pretend|confirm|delete|remove|change|report|classify)\b"
+)
+_AUTHORITY = (
+    r"(?:system|admin|administrator|developer|operator|root|sysadmin) "
+    r"(?:override|note|notice|message|instruction|command|update|directive|alert|mode)s?"
+    r" ?[:\])>]"
+)
+_BYPASS = (
+    r"(?:please |now |then |just )?(?:bypass|skip|circumvent|disable|turn off|override|"
+    r"switch off|deactivate) (?:the |all |any |your |every )?(?:[a-z-]+ ){0,2}(?:review|reviews|"
+    r"checks?|controls?|verification|approval|screening|kyc|aml|authentication|"
+    r"two-factor authentication|2fa|mfa|limits?|monitoring|safeguards?|sign-off|"
+    r"four-eyes check)\b"
 )
 
 _EXTRACT_VERB = (
@@ -573,11 +597,7 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "override",
         0.6,
-        r"(?:^|[\n.!?:;] ?|\")(?:please |now |then |just )?(?:bypass|skip|circumvent|disable|"
-        r"turn off|override|switch off|deactivate) (?:the |all |any |your |every )?"
-        r"(?:[a-z-]+ ){0,2}(?:review|reviews|checks?|controls?|verification|approval|screening|"
-        r"kyc|aml|authentication|two-factor authentication|2fa|mfa|limits?|monitoring|"
-        r"safeguards?|sign-off|four-eyes check)\b",
+        rf"{_OPENS[0]}{_BYPASS}|{_OPENS[1]}{_BYPASS}",
     ),
     (
         "override",
@@ -675,15 +695,13 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "role_spoofing",
         0.6,
-        r"(?:^|[\n.!?] ?|[\[(<] ?)"
-        r"(?:system|admin|administrator|developer|operator|root|sysadmin) "
-        r"(?:override|note|notice|message|instruction|command|update|directive|alert|mode)s?"
-        r" ?[:\])>]",
+        rf"{_OPENS[0]}{_AUTHORITY}|{_OPENS[1]}{_AUTHORITY}|(?<=[\[(<])\b{_AUTHORITY}|"
+        rf"(?<=[\[(<]\x20)\b{_AUTHORITY}",
     ),
     (
         "role_spoofing",
         0.5,
-        r"(?:^|\n)[\[(<] ?(?:system|admin|administrator|developer|operator|root|assistant|"
+        r"(?<![^\n])[\[(<] ?(?:system|admin|administrator|developer|operator|root|assistant|"
         r"instructions?) ?[\])>]",
     ),
     # --- indirect injection: text in a document that addresses the model reading it -----------
@@ -711,12 +729,9 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "indirect",
         0.7,
-        rf"(?:^|\n|<!-- ?|>|\. |\")(?:hey |hi |dear |attention,? )?{_AI} ?[:,] ?(?:please )?"
-        r"(?:the user|the customer|you|stop|ignore|disregard|forget|do not|don't|never|always|when|"
-        r"before|after|instead|tell|"
-        r"say|state|reply|respond|answer|add|include|insert|mark|approve|send|forward|call|use|"
-        r"recommend|translate|summari[sz]e|output|print|write|grant|close|pretend|confirm|"
-        r"delete|remove|change|report|classify)\b",
+        # At the start of a line, a tag, a quoted string or a sentence (each alternative is
+        # its own pattern, so each is tried only where its leading words occur).
+        rf"{_OPENS[0]}{_VOCATIVE}|{_OPENS[1]}{_VOCATIVE}|{_OPENS[2]}{_VOCATIVE}",
     ),
     (
         "indirect",
@@ -943,7 +958,9 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
     (
         "role_play",
         0.25,
-        r"\bi (?:want|need|would like) you to (?:act|pretend|play|roleplay|role-play|simulate|"
+        # "i " written as look-behinds so the pattern is tried only where want/need/would occur
+        r"(?<=i\x20)(?<![a-z]i\x20)\b(?:want|need|would like) you to (?:act|pretend|play|"
+        r"roleplay|role-play|simulate|"
         r"emulate|impersonate|become|behave|take on|embody|respond as|answer as|reply as)\b",
     ),
     (
@@ -983,9 +1000,9 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         "role_play",
         0.3,
         r"\b(?:authori[sz]ed|approved|sanctioned|official) (?:red[- ]team|penetration test|"
-        r"pentest|security test|jailbreak) (?:exercise|test|session|engagement)\b|"
-        r"\b[a-z]+ mode on\b",
+        r"pentest|security test|jailbreak) (?:exercise|test|session|engagement)\b",
     ),
+    ("role_play", 0.3, r"\bmode on\b"),
     (
         "role_play",
         0.2,
@@ -1338,8 +1355,8 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         r"end header id|begin of text)\|>",
     ),
     ("role_spoofing", 0.8, r"\[/?inst\]|<<\/?sys>>|\[/?system\]"),
-    ("role_spoofing", 0.7, r"(?:^|\n)#{1,4} ?(?:system|new instructions)\b"),
-    ("role_spoofing", 0.35, r"(?:^|\n)#{1,4} ?(?:instructions?|assistant|user) ?:"),
+    ("role_spoofing", 0.7, r"(?<![^\n])#{1,4} ?(?:system|new instructions)\b"),
+    ("role_spoofing", 0.35, r"(?<![^\n])#{1,4} ?(?:instructions?|assistant|user) ?:"),
     ("role_spoofing", 0.7, r"</?(?:system|system prompt|instructions?|admin)>"),
     (
         "role_spoofing",
@@ -1358,7 +1375,7 @@ _PATTERNS: Final[tuple[tuple[str, float, str], ...]] = (
         0.35,
         r"\b(?:system|admin(?:istrator)?) (?:override|instruction|command)s?\b",
     ),
-    ("role_spoofing", 0.3, r"(?:^|\n)(?:system|assistant|ai|chatgpt) ?: ?\S"),
+    ("role_spoofing", 0.3, r"(?<![^\n])\b(?:system|assistant|ai|chatgpt) ?: ?\S"),
     ("role_spoofing", 0.3, r"</s>|<s>\s?\[|\bsystem message ?:"),
     # --- tool-call smuggling ------------------------------------------------------------
     (
@@ -1439,8 +1456,8 @@ class _Gated:
     family: str
     weight: float
     regex: re.Pattern[str]
-    # Words (their first three or four letters) one of which starts every match: the pattern
-    # runs only if one is the start of a letter run of the text. Empty: it always runs.
+    # Words (their first two to four letters) one of which starts every match: the pattern
+    # runs only if one is the start of a letter run of the text. Empty: see ``symbols``.
     keys: frozenset[str]
     # Sets of literals: every match contains at least one literal of each set.
     # (A literal is paired with whether it is made of a-z only.)
@@ -1458,11 +1475,59 @@ class _Gated:
     # The pattern without word boundaries, for text whose spaced-out letters were rejoined
     # ("pleasedisregardtheprior..."): its words have no boundaries left to find.
     fused_regex: re.Pattern[str] | None = None
+    # For a pattern without leading words: characters one of which every match starts with
+    # ("<", "[", "$"...), checked with ``in``; empty: the pattern always runs.
+    symbols: tuple[str, ...] = ()
+
+
+def _alternatives(source: str) -> list[str]:
+    """``source`` split at its top-level ``|`` (outside groups and classes)."""
+    pieces: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    while i < len(source):
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if source.startswith("[]", i) or source.startswith("[^]", i):
+                i += 2 if source[i + 1] == "]" else 3  # a "]" right after "[" is a member
+                continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            pieces.append(source[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(source[start:])
+    return pieces
+
+
+def _sources() -> list[tuple[str, float, str]]:
+    """The pattern table, each top-level alternative of a non-cumulative pattern on its own.
+
+    A family takes the weight of its strongest match, so ``a|b`` and the pair ``a``, ``b`` give
+    the same results; apart, each alternative gets its own gate (leading words, a literal
+    prefix) instead of the whole alternation running wherever any part could.
+    """
+    out: list[tuple[str, float, str]] = []
+    for family, weight, source in _PATTERNS:
+        parts = [source] if family in _CUMULATIVE else _alternatives(source)
+        out.extend((family, weight, part) for part in parts)
+    return out
 
 
 def _build_patterns() -> tuple[_Gated, ...]:
     gated: list[_Gated] = []
-    for family, weight, source in _PATTERNS:
+    for family, weight, source in _sources():
         expanded = _expand(source)
         sets: list[frozenset[str]] = []
         if _PARSER is not None:
@@ -1481,7 +1546,7 @@ def _build_patterns() -> tuple[_Gated, ...]:
         )
         leads = _leading_words(expanded)
         anchors: dict[str, list[str]] = {}
-        if leads is not None and min(map(len, leads)) >= _MIN_FACTOR:
+        if leads is not None and min(map(len, leads)) >= _MIN_LEAD:
             for lead in sorted(leads):
                 anchors.setdefault(lead[:4], []).append(lead)
         gated.append(
@@ -1496,6 +1561,7 @@ def _build_patterns() -> tuple[_Gated, ...]:
                 frozenset(anchors),
                 cumulative=family in _CUMULATIVE,
                 fused_regex=re.compile(expanded.replace(r"\b", "")),
+                symbols=() if anchors else _first_symbols(expanded),
             )
         )
     # Strongest first, so a family stops at its first hit.
@@ -1513,6 +1579,9 @@ except ImportError:  # pragma: no cover - depends on the Python version
     _PARSER = None
 #: Shorter required literals are too common to be worth a substring test.
 _MIN_FACTOR: Final = 3
+#: Leading words this short or longer anchor a pattern (tried where they occur, gated by the
+#: text's letter runs starting with them); a one-letter word occurs too often to pay off.
+_MIN_LEAD: Final = 2
 #: Above this length, literals made of letters are looked up in the distinct words instead.
 _LONG_TEXT: Final = 1024
 #: Larger sets cost more substring tests than the regex search they would save.
@@ -1592,10 +1661,47 @@ def _leading_words(pattern: str) -> frozenset[str] | None:
         return None
 
 
+def _first_symbols(pattern: str) -> tuple[str, ...]:
+    """Non-letter characters one of which every match of ``pattern`` starts with (or ())."""
+    if _PARSER is None:  # pragma: no cover - depends on the Python version
+        return ()
+    try:
+        found = _symbols(list(_PARSER.parse(pattern).data))
+    except Exception:  # the private parser changed: no gate, the regex always runs
+        return ()
+    if not found or any(c.isalnum() for c in found):
+        return ()
+    return tuple(sorted(found))
+
+
+def _symbols(items: list[Any]) -> frozenset[str] | None:
+    if not items:
+        return None
+    op, av = items[0]
+    name = str(op)
+    if name in ("ASSERT", "ASSERT_NOT") and av[0] == -1:
+        return _symbols(items[1:])
+    if name == "AT" and str(av) == "AT_BOUNDARY":
+        return _symbols(items[1:])
+    if name == "LITERAL":
+        return frozenset(chr(av))
+    if name == "IN" and all(str(o) == "LITERAL" for o, _ in av) and len(av) <= 6:
+        return frozenset(chr(v) for _, v in av)
+    if name == "SUBPATTERN" and not av[1]:
+        return _symbols(list(av[3].data))
+    if name == "BRANCH" and len(items) == 1:
+        return _union(_symbols(list(branch.data)) for branch in av[1])
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+        return _symbols(list(av[2].data))
+    return None
+
+
 def _bounded_leads(items: list[Any]) -> frozenset[str] | None:
     if not items:
         return None
     op, av = items[0]
+    if str(op) in ("ASSERT", "ASSERT_NOT") and av[0] == -1:  # a look-behind consumes nothing
+        return _bounded_leads(items[1:])
     if str(op) == "AT" and str(av) == "AT_BOUNDARY":
         return _leads(items[1:])
     if str(op) == "BRANCH" and len(items) == 1:  # \bx...|\by...: every branch anchored
@@ -1619,6 +1725,10 @@ def _leads(items: list[Any]) -> frozenset[str] | None:
             return _leads(list(av[3].data))
         if name == "BRANCH":
             return _union(_leads(list(branch.data)) for branch in av[1])
+        if name in ("MAX_REPEAT", "MIN_REPEAT") and av[0] == 0 and av[1] == 1:
+            # An optional first word ("(?:hey )?assistant"): a match starts with it or with
+            # what follows.
+            return _union((_leads(list(av[2].data)), _leads(items[index + 1 :])))
         return None
     return frozenset(["".join(run)]) if run else None
 
@@ -1635,8 +1745,9 @@ def _union(parts: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
 def _anchored_search(item: _Gated, text: str, present: set[str]) -> bool:
     """``item.regex.search(text)``, tried only where one of its leading words occurs.
 
-    ``present`` holds the first three and four letters of the text's letter runs: a leading
-    word can only occur where its key (its first three or four letters) is present.
+    ``present`` holds the first two, three and four letters of the text's letter runs: a
+    leading word can only occur where its key (its first four letters, or all of a shorter
+    word) is present.
     """
     match = item.regex.match
     for key, leads in item.anchors:
@@ -1652,7 +1763,11 @@ def _anchored_search(item: _Gated, text: str, present: set[str]) -> bool:
 
 
 _BUILTIN: Final = _build_patterns()
-_UNGATED: Final = frozenset(i for i, g in enumerate(_BUILTIN) if not g.keys)
+_UNGATED: Final = frozenset(i for i, g in enumerate(_BUILTIN) if not (g.keys or g.symbols))
+_BY_SYMBOL: Final[tuple[tuple[str, tuple[int, ...]], ...]] = tuple(
+    (symbol, tuple(i for i, g in enumerate(_BUILTIN) if symbol in g.symbols))
+    for symbol in sorted({c for g in _BUILTIN for c in g.symbols})
+)
 _BY_KEY: Final[dict[str, tuple[int, ...]]] = {
     key: tuple(i for i, g in enumerate(_BUILTIN) if key in g.keys)
     for key in sorted({k for g in _BUILTIN for k in g.keys})
@@ -1799,12 +1914,15 @@ class InjectionDetector:
             if words is None:
                 words = _words(text)
             present = {word[:4] for word in words}
-            present |= {key[:3] for key in present}
+            present |= {key[:3] for key in present} | {key[:2] for key in present}
             # The patterns whose gate opens, from an index by gate key: the same set the
             # per-pattern test below selects, without testing every pattern in Python.
             opened = set(_UNGATED)
             for key in present.intersection(_BY_KEY):
                 opened.update(_BY_KEY[key])
+            for symbol, indexes in _BY_SYMBOL:
+                if symbol in text:
+                    opened.update(indexes)
             candidates = [_BUILTIN[i] for i in sorted(opened)]
             if long_text and text.isascii():
                 # A literal made of letters occurs in the text exactly when it occurs in one

@@ -111,7 +111,7 @@ def _scan_reference(
     text: str, weights: dict[str, float], cues: dict[int, float], *, fused: bool
 ) -> None:
     runs = inj._ALPHA_RUN.findall(text)
-    present = None if fused else {w[:4] for w in runs} | {w[:3] for w in runs}
+    present = None if fused else {w[:n] for w in runs for n in (2, 3, 4)}
     for index, item in enumerate(inj._BUILTIN):
         if item.family in inj._CUMULATIVE:
             if index in cues:
@@ -239,7 +239,9 @@ def test_required_literals_are_required() -> None:
 def test_leading_words_are_those_every_match_starts_with() -> None:
     assert inj._leading_words(r"\b(?:ignore|forget)[^a-z]{0,3}all") == {"ignore", "forget"}
     assert inj._leading_words(r"\bsend~to|\b(?:post|put) x") == {"send", "post", "put"}
-    assert inj._leading_words(r"\b(?:you )?are") is None  # an optional first word
+    assert inj._leading_words(r"\b(?:you )?are") == {"you", "are"}  # an optional first word
+    assert inj._leading_words(r"(?<!not )\bignore") == {"ignore"}  # look-behinds come first
+    assert inj._leading_words(r"\b(?:[a-z]+ )?are") is None  # a class: no word to anchor on
     assert inj._leading_words(r"(?:^|\n)system") is None  # no word boundary first
     assert inj._leading_words(r"\bx|y") is None  # one branch is not anchored
 
@@ -250,7 +252,7 @@ def test_most_builtin_patterns_are_anchored() -> None:
     assert len(anchored) >= len(inj._BUILTIN) // 2
     for item in anchored:
         for key, leads in item.anchors:
-            assert all(lead.startswith(key) and len(lead) >= 3 for lead in leads)
+            assert all(lead.startswith(key) and len(lead) >= 2 for lead in leads)
 
 
 @SETTINGS
@@ -284,3 +286,11 @@ def test_number_runs_hold_every_card_aadhaar_and_ssn(text: str) -> None:
     pii._last_runs = None
     for finder in (pii._find_card, pii._find_aadhaar, pii._find_ssn):
         assert finder(text) == _unwindowed(finder, text), finder.__name__
+
+
+def test_first_symbols_are_those_every_match_starts_with() -> None:
+    assert inj._first_symbols(r"<script\b|\[/?inst\]") == ("<", "[")
+    assert inj._first_symbols(r"(?<![^\n])#{1,4} ?system") == ("#",)
+    assert inj._first_symbols(r"[\[(<] ?system") == ("(", "<", "[")
+    assert inj._first_symbols(r"<x|y") == ()  # one branch starts with a letter
+    assert inj._first_symbols(r"(?:^|\n)#") == ()  # "^" needs no character
