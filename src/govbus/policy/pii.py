@@ -178,7 +178,10 @@ _EMAIL: Final = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])"
 )
 
-_CARD: Final = re.compile(r"\d" + _NUM_START_AFTER + r"(?:[ -]?\d){11,18}" + _NUM_END)
+# A card number may be followed by its expiry ("4111 1111 1111 1111 09/30"), which is not more
+# of the number.
+_CARD_END: Final = r"(?!\w|[.:/,-]?\d|[ ](?!(?:0[1-9]|1[0-2])/\d\d(?!\d))\d)"
+_CARD: Final = re.compile(r"\d" + _NUM_START_AFTER + r"(?:[ -]?\d){11,18}" + _CARD_END)
 
 _IBAN: Final = re.compile(r"(?<!\w)[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){10,31}(?![A-Z0-9])", re.I)
 
@@ -217,7 +220,7 @@ _PHONE: Final = re.compile(
     r"(?<![\w+$€£¥./-])(?<!\d,)"
     r"(?:\+[ ]?)?"
     r"(?:\(\+?\d{1,4}\)[ .-]?)?"
-    r"\d{1,12}+"
+    r"\d{1,15}+"  # E.164 allows 15 digits, written without separators too
     r"(?:(?:[ .-]|[ ]?\(\d{1,5}\)[ ]?)\d{1,12}+){0,7}"
     r"(?:[ ]?(?:x|ext\.?|extn\.?)[ ]?\d{1,6})?"
     r"(?!\w|[ .:/,-]?\d)",
@@ -296,7 +299,8 @@ _ASSIGNMENT: Final = re.compile(
     r"(?:api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|access[_-]?token|"
     r"auth[_-]?token|api[_-]?token|bearer[_-]?token|refresh[_-]?token|client[_-]?secret|"
     r"token|secret|password|passwd|passphrase|pwd)"
-    r"(?:[_-][A-Za-z0-9]{1,16}){0,2}[\"']?[ \t]{0,4}(?::=|=>|[:=])[ \t]{0,4}[\"']?"
+    # the key may be quoted and indexed: os.environ["API_KEY"] = "..."
+    r"(?:[_-][A-Za-z0-9]{1,16}){0,2}[\"']?\]?[ \t]{0,4}(?::=|=>|[:=])[ \t]{0,4}[\"']?"
     r"(?P<v>[^\s\"'`<>,;(){}\[\]]{8,256}+)"
 )
 # How far after the start of a key word the assignment operator can be (with slack: 49 needed).
@@ -349,13 +353,15 @@ def _card_iin_ok(digits: str) -> bool:
 # to each "9"; the number patterns (which open with ``\d`` and are tried at every digit of the
 # text) then run inside those runs only.
 _NUMBER_RUN: Final = re.compile(r"9(?:[ -]?9){8,}")
+#: Characters after a run that the patterns' trailing look-aheads read (" 09/30" and one more).
+_RUN_CONTEXT: Final = 8
 #: The last text's runs, so the three number finders of one ``find`` compute them once.
 _last_runs: tuple[str, list[_Span]] | None = None
 
 
 def _number_runs(text: str) -> list[_Span]:
     """Windows of ``text`` holding every card, Aadhaar and SSN match: the maximal runs of 9+
-    digits joined by single spaces or dashes, plus the two characters the patterns' trailing
+    digits joined by single spaces or dashes, plus the characters the patterns' trailing
     look-aheads read. A text holding Unicode digits is one window (the shape cannot see them),
     so the result is always exact."""
     global _last_runs
@@ -367,7 +373,7 @@ def _number_runs(text: str) -> list[_Span]:
         ascii_text = text if text.isascii() else text.encode("ascii", "replace").decode("ascii")
         size = len(text)
         runs = [
-            (m.start(), min(size, m.end() + 2))
+            (m.start(), min(size, m.end() + _RUN_CONTEXT))
             for m in _NUMBER_RUN.finditer(ascii_text.translate(_SHAPE))
         ]
     else:

@@ -429,3 +429,20 @@ def test_tiny_digit_runs_never_raise(text: str) -> None:
     detector = PiiDetector(["phone"])
     assert detector.find(text) == []
     assert detector._find_all(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("Here is my card: 5526771440293173 09/30 954", "credit_card"),  # expiry after it
+        ("Amex 375241401446585 04/31, code 8323", "credit_card"),
+        ("Telefon: +4917046238557, Kunde Marco Rossi.", "phone"),  # E.164, no separators
+        ('os.environ["API_KEY"] = "zZ.RLNbnSJes.1Q"  # TODO move to vault', "secrets"),
+    ],
+)
+def test_formats_found_by_the_red_team(text: str, entity: str) -> None:
+    assert [m.entity for m in PiiDetector().find(text)] == [entity]
+
+
+def test_a_card_followed_by_more_digits_is_still_not_a_card() -> None:
+    assert PiiDetector(["credit_card"]).find("ref 4111111111111111 12345") == []
