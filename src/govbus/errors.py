@@ -150,3 +150,42 @@ class ChainBrokenError(AuditError):
     """The audit hash chain does not verify."""
 
     code = "chain_broken"
+
+
+class BreakerOpenError(GovbusError):
+    """A circuit breaker refused the call: the circuit is open, or half-open with its one probe
+    already in flight. Not retryable: the caller should take the fallback at once rather than
+    retry against a dependency that is known to be failing.
+
+    Attributes:
+        retry_after: seconds until the breaker admits a probe, when known (None otherwise).
+    """
+
+    code = "circuit_open"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhaustedError(GovbusError):
+    """A spend would exceed a budget (calls, tokens or cost units) in its window. Not retryable:
+    the budget recovers only as the window moves on, far beyond a retry's backoff.
+
+    Attributes:
+        key: whose budget ran out (usually an agent name).
+    """
+
+    code = "budget_exhausted"
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class BulkheadFullError(GovbusError):
+    """A bulkhead has every slot busy and its queue full; the call was refused rather than left
+    waiting. Retryable: slots free up as the calls in flight finish."""
+
+    code = "bulkhead_full"
+    retryable = True

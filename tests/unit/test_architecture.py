@@ -19,21 +19,23 @@ ALLOWED: dict[str, set[str]] = {
     "telemetry": {"envelope", "errors"},
     "resilience": {"envelope", "errors"},
     "policy": {"envelope", "registry", "errors"},
+    "models": {"errors", "resilience"},
     "redteam": {"envelope", "registry", "policy", "errors"},
     "orchestrator": {
-        "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors"
+        "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
+        "models",
     },
     "testing": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
-        "orchestrator",
+        "orchestrator", "models",
     },
     "examples": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
-        "orchestrator", "__init__",
+        "orchestrator", "models", "__init__",
     },
     "cli": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
-        "orchestrator", "examples", "redteam", "__init__",
+        "orchestrator", "examples", "redteam", "models", "__init__",
     },
 }  # fmt: skip
 

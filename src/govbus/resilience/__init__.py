@@ -1,5 +1,33 @@
-"""The resilience layer: deadlines (circuit breakers, budgets and retries arrive with issue 5)."""
+"""The resilience layer: deadlines, circuit breakers, budgets, retries, bulkheads, idempotency
+and the kill switch.
 
+Each is a small primitive with an injectable clock and no background threads; the orchestrator
+composes them per agent.
+"""
+
+from govbus.resilience.breaker import BreakerPermit, BreakerState, CircuitBreaker
+from govbus.resilience.budget import Budget
+from govbus.resilience.bulkhead import Bulkhead
 from govbus.resilience.deadline import Guard, Watchdog, hop_budget
+from govbus.resilience.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from govbus.resilience.killswitch import KillSwitch, KillSwitchEvent, PauseMode
+from govbus.resilience.retry import RetryPolicy, is_retryable, retry
 
-__all__ = ["Guard", "Watchdog", "hop_budget"]
+__all__ = [
+    "BreakerPermit",
+    "BreakerState",
+    "Budget",
+    "Bulkhead",
+    "CircuitBreaker",
+    "Guard",
+    "IdempotencyStore",
+    "KillSwitch",
+    "KillSwitchEvent",
+    "MemoryIdempotencyStore",
+    "PauseMode",
+    "RetryPolicy",
+    "Watchdog",
+    "hop_budget",
+    "is_retryable",
+    "retry",
+]
