@@ -9,12 +9,22 @@ from govbus.models.errors import (
 )
 from govbus.models.scripted import Fail, Reply, ScriptedModel, count_tokens
 from govbus.models.types import ChatMessage, ChatModel, ChatRequest, ChatResponse, Usage
+from govbus.models.wrappers import (
+    BreakerModel,
+    BudgetedModel,
+    DeadlineModel,
+    RetryingModel,
+    govern,
+)
 
 __all__ = [
+    "BreakerModel",
+    "BudgetedModel",
     "ChatMessage",
     "ChatModel",
     "ChatRequest",
     "ChatResponse",
+    "DeadlineModel",
     "Fail",
     "ModelError",
     "ModelRateLimitedError",
@@ -22,7 +32,9 @@ __all__ = [
     "ModelTimeoutError",
     "ModelUnavailableError",
     "Reply",
+    "RetryingModel",
     "ScriptedModel",
     "Usage",
     "count_tokens",
+    "govern",
 ]
