@@ -206,6 +206,30 @@ class App:
     def policy(self) -> Policy:
         return self.orchestrator.policy
 
+    # -- the kill switch ---------------------------------------------------------------------
+
+    def pause(
+        self,
+        agent: str,
+        *,
+        by: str,
+        reason: str = "",
+        mode: Literal["fallback", "hold"] = "fallback",
+    ) -> None:
+        """Pause ``agent``: its messages go to its fallback (``mode="fallback"``) or wait until
+        it is resumed (``mode="hold"``). Audited with ``by`` and ``reason``.
+
+        Raises:
+            UnknownAgentError: no agent of that name is registered.
+        """
+        self.registry.get(agent)
+        self.orchestrator.killswitch.pause(agent, mode=mode, by=by, reason=reason)
+
+    def resume(self, agent: str, *, by: str, reason: str = "") -> None:
+        """Resume a paused agent (held messages are then delivered). Audited."""
+        self.registry.get(agent)
+        self.orchestrator.killswitch.resume(agent, by=by, reason=reason)
+
     @property
     def bus(self) -> Bus:
         return self._bus

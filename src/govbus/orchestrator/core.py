@@ -42,7 +42,16 @@ from govbus.errors import (
 )
 from govbus.policy import Allow, CheckInput, Evaluation, MessageScan, Policy
 from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
-from govbus.resilience import Watchdog, hop_budget
+from govbus.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    IdempotencyStore,
+    KillSwitch,
+    KillSwitchEvent,
+    MemoryIdempotencyStore,
+    Watchdog,
+    hop_budget,
+)
 
 log = logging.getLogger("govbus.orchestrator")
 
@@ -69,7 +78,7 @@ def utc_now() -> datetime:
 class Alert:
     """Passed to the alert hook when something an operator should know about happens."""
 
-    kind: str  # "fallback" | "failure"
+    kind: str  # "fallback" | "failure" | "breaker_open"
     agent: str
     message_id: str
     cause: str
@@ -242,6 +251,9 @@ class Orchestrator:
         durability: Durability = "batch",
         alert: AlertHook | None = None,
         default_timeout: float = 30.0,
+        breaker_threshold: int = 5,
+        breaker_recovery: float = 30.0,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -253,6 +265,16 @@ class Orchestrator:
         self.durability = durability
         self.alert = alert
         self.default_timeout = default_timeout
+        self.breaker_threshold = breaker_threshold
+        self.breaker_recovery = breaker_recovery
+        self.breakers: dict[str, CircuitBreaker] = {}
+        # A delivery of a message id an agent already took is acked and audited, not handled
+        # again (kept for ten minutes, at most 100,000 ids; pluggable for cross-process use).
+        self.idempotency: IdempotencyStore = idempotency or MemoryIdempotencyStore(
+            ttl=600.0, max_keys=100_000
+        )
+        self.killswitch = KillSwitch(clock=clock, on_change=self._on_killswitch)
+        self._background: set[asyncio.Task[None]] = set()
         self.stats: dict[str, AgentStats] = {}
         self._rare: Counter[str] = Counter()
         self._waiters: dict[str, asyncio.Future[Message]] = {}
@@ -544,10 +566,31 @@ class Orchestrator:
                 )
                 await delivery.term(str(exc))
                 return
+        if self.killswitch.is_paused(card.name):
+            if self.killswitch.mode(card.name) == "hold":
+                await self.killswitch.wait_resumed(card.name)
+            if self.killswitch.is_paused(card.name):
+                await self._audit("delivery", "agent_paused", message, recipient=card.name, data={})
+                await self._fallback(message, card, "agent_paused", "the agent is paused")
+                return
+        key = f"{card.name}:{message.id}"
+        if await self.idempotency.seen(key):
+            self._rare["duplicates"] += 1
+            await self._audit(
+                "delivery", "duplicate", message, recipient=card.name,
+                data={"attempt": delivery.attempt},
+            )  # fmt: skip
+            return  # acked: the first delivery of this id is (or was) handled
+        permit = self._breaker(card).try_acquire()
+        if permit is None:
+            await self._audit("delivery", "circuit_open", message, recipient=card.name, data={})
+            await self._fallback(message, card, "circuit_open", "the agent's circuit is open")
+            return
         stats = self._stats(card.name)
         stats.last_seen = now = self.clock()
         budget = hop_budget(message, card.timeout, now)
         if budget <= 0:
+            permit.release()
             await self._audit(
                 "delivery", "deadline_exceeded", message, recipient=card.name, data={}
             )
@@ -562,6 +605,8 @@ class Orchestrator:
             result = await agent.handle(message, ctx)
         except asyncio.CancelledError:
             if not timer.disarm():
+                permit.release()
+                await self.idempotency.forget(key)
                 raise  # the worker itself is being cancelled, not this hop timing out
             error = self._timeout_error(card, budget)
         except GovbusError as exc:
@@ -584,6 +629,7 @@ class Orchestrator:
         elapsed_ms = round(elapsed * 1000, 3)
 
         if error is None:
+            permit.record_success()
             stats.handled += 1
             self._delivered += 1
             await self._audit(
@@ -600,6 +646,7 @@ class Orchestrator:
                     log.warning("output of agent %s has no route: %s", card.name, exc)
             return
 
+        permit.record_failure()
         cause = error.code
         await self._audit(
             "delivery",
@@ -609,6 +656,7 @@ class Orchestrator:
             data={"duration_ms": elapsed_ms, "error": str(error), "attempt": delivery.attempt},
         )
         if error.retryable and delivery.attempt < card.max_attempts:
+            await self.idempotency.forget(key)  # the redelivery must be handled, not dropped
             await delivery.nack(reason=cause)
             return
         await self._fallback(message, card, cause, str(error))
@@ -864,6 +912,36 @@ class Orchestrator:
         return list(self._unclaimed)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    # -- circuit breakers and the kill switch ------------------------------------------------------
+
+    def _breaker(self, card: AgentCard) -> CircuitBreaker:
+        breaker = self.breakers.get(card.name)
+        if breaker is None:
+            breaker = self.breakers[card.name] = CircuitBreaker(
+                self.breaker_threshold, self.breaker_recovery, name=card.name
+            )
+            name = card.name
+            breaker.on_state_change = lambda old, new: self._on_breaker(name, old, new)
+        return breaker
+
+    def _on_breaker(self, agent: str, old: BreakerState, new: BreakerState) -> None:
+        self._rare[f"breaker:{new.value}"] += 1
+        self._record("admin", f"breaker_{new.value}", data={"agent": agent, "from": old.value})
+        if new is BreakerState.OPEN and self._loop is not None:
+            detail = f"{self.breaker_threshold} consecutive failures"
+            alert = Alert("breaker_open", agent, "", "circuit_open", detail)
+            task = self._loop.create_task(self._alert(alert))
+            self._background.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._background.discard)
+
+    def _on_killswitch(self, event: KillSwitchEvent) -> None:
+        self._record(
+            "admin",
+            event.action,
+            data={"agent": event.agent, "by": event.by, "reason": event.reason,
+                  "mode": event.mode},
+        )  # fmt: skip
 
     def _stats(self, name: str) -> AgentStats:
         stats = self.stats.get(name)
