@@ -1,5 +1,6 @@
 """The orchestrator layer: the governed dispatch path and the ``App`` facade."""
 
+from govbus.orchestrator.alerts import alert_json, webhook
 from govbus.orchestrator.app import App, make_audit, make_bus
 from govbus.orchestrator.config import AppConfig, AuditConfig
 from govbus.orchestrator.core import (
@@ -29,6 +30,8 @@ __all__ = [
     "DispatchReport",
     "Orchestrator",
     "RecipientDecision",
+    "alert_json",
     "make_audit",
     "make_bus",
+    "webhook",
 ]

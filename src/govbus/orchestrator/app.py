@@ -28,6 +28,7 @@ from govbus.audit import AuditEvent, AuditStore, Durability, MemoryAuditStore, S
 from govbus.bus import Bus, InMemoryBus
 from govbus.envelope import REPLY_TO, TRACEPARENT, HmacSigner, Message, new_id
 from govbus.errors import BusClosedError, ConfigError, EnvelopeError
+from govbus.orchestrator.alerts import webhook
 from govbus.orchestrator.config import DEFAULT_AUDIT_URL, AppConfig
 from govbus.orchestrator.core import (
     AlertHook,
@@ -100,7 +101,9 @@ class App:
         signer: with an :class:`HmacSigner`, client messages must be signed and every
             dispatched copy is signed and verified at delivery.
         clock: the UTC clock (tests inject a fake one).
-        alert: called on every fallback and failure.
+        alert: called on every fallback, failure and circuit opening: a callable taking an
+            :class:`Alert`, or an http(s) URL that receives each alert as JSON
+            (:func:`govbus.orchestrator.alerts.webhook`).
         default_timeout: seconds a request waits when no timeout is given.
         audit_writer: for an audit URL, seal and insert records in a child ``process``
             (default: the event loop's core stays free) or in a ``thread``.
@@ -119,7 +122,7 @@ class App:
         durability: Durability = "batch",
         signer: HmacSigner | None = None,
         clock: Clock = utc_now,
-        alert: AlertHook | None = None,
+        alert: AlertHook | str | None = None,
         default_timeout: float = 30.0,
         node: str | None = None,
         check_kinds: CheckKindRegistry | None = None,
@@ -141,7 +144,7 @@ class App:
         self._durability: Durability = durability
         self._signer = signer
         self._clock = clock
-        self._alert = alert
+        self._alert = webhook(alert, app=name) if isinstance(alert, str) else alert
         self._default_timeout = default_timeout
         self._orchestrator: Orchestrator | None = None
         self._strict = strict
