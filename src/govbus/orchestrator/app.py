@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -40,6 +40,7 @@ from govbus.orchestrator.core import (
 from govbus.policy import CHECK_KINDS, CheckKindRegistry, Policy, load_policy, parse_policy
 from govbus.policy.approvals import Approval, require_approval
 from govbus.registry import Agent, AgentRegistry, FunctionAgent, Handler, agent
+from govbus.resilience import Budget
 from govbus.telemetry import new_traceparent
 
 log = logging.getLogger("govbus.app")
@@ -108,6 +109,10 @@ class App:
         audit_writer: for an audit URL, seal and insert records in a child ``process``
             (default: the event loop's core stays free) or in a ``thread``.
         strict: refuse to start unless the policy's sha256 has an approval record.
+        budgets: agent name -> :class:`~govbus.resilience.Budget` of deliveries per window.
+        on_budget_exhausted: when an agent's budget is spent: ``fallback`` (its fallback
+            answers, cause ``budget_exhausted``), ``deny`` (the sender gets ``govbus.failed``)
+            or ``alert`` (deliver anyway; alert and audit only).
         approvals: the approvals file (default: ``governance/approvals.yaml`` in the working
             directory, else the one shipped with govbus, which approves the default policy).
     """
@@ -129,6 +134,8 @@ class App:
         audit_writer: Literal["process", "thread"] = "process",
         strict: bool = False,
         approvals: str | Path | None = None,
+        budgets: Mapping[str, Budget] | None = None,
+        on_budget_exhausted: Literal["fallback", "deny", "alert"] = "fallback",
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -146,6 +153,8 @@ class App:
         self._clock = clock
         self._alert = webhook(alert, app=name) if isinstance(alert, str) else alert
         self._default_timeout = default_timeout
+        self._budgets = dict(budgets or {})
+        self._on_budget_exhausted: Literal["fallback", "deny", "alert"] = on_budget_exhausted
         self._orchestrator: Orchestrator | None = None
         self._strict = strict
         self._approvals = Path(approvals) if approvals is not None else None
@@ -202,6 +211,8 @@ class App:
                 durability=self._durability,
                 alert=self._alert,
                 default_timeout=self._default_timeout,
+                budgets=self._budgets,
+                on_budget_exhausted=self._on_budget_exhausted,
             )
         return self._orchestrator
 

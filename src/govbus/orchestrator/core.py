@@ -44,6 +44,7 @@ from govbus.policy import Allow, CheckInput, Evaluation, MessageScan, Policy
 from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
 from govbus.resilience import (
     BreakerState,
+    Budget,
     CircuitBreaker,
     IdempotencyStore,
     KillSwitch,
@@ -254,6 +255,8 @@ class Orchestrator:
         breaker_threshold: int = 5,
         breaker_recovery: float = 30.0,
         idempotency: IdempotencyStore | None = None,
+        budgets: Mapping[str, Budget] | None = None,
+        on_budget_exhausted: Literal["fallback", "deny", "alert"] = "fallback",
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -274,6 +277,9 @@ class Orchestrator:
             ttl=600.0, max_keys=100_000
         )
         self.killswitch = KillSwitch(clock=clock, on_change=self._on_killswitch)
+        # Deliveries per agent and window; what happens when one is spent (see _over_budget).
+        self.budgets: dict[str, Budget] = dict(budgets or {})
+        self.on_budget_exhausted = on_budget_exhausted
         self._background: set[asyncio.Task[None]] = set()
         self.stats: dict[str, AgentStats] = {}
         self._rare: Counter[str] = Counter()
@@ -581,6 +587,8 @@ class Orchestrator:
                 data={"attempt": delivery.attempt},
             )  # fmt: skip
             return  # acked: the first delivery of this id is (or was) handled
+        if await self._over_budget(message, card):
+            return
         permit = self._breaker(card).try_acquire()
         if permit is None:
             await self._audit("delivery", "circuit_open", message, recipient=card.name, data={})
@@ -934,6 +942,32 @@ class Orchestrator:
             task = self._loop.create_task(self._alert(alert))
             self._background.add(task)  # keep a reference until it is done
             task.add_done_callback(self._background.discard)
+
+    async def _over_budget(self, message: Message, card: AgentCard) -> bool:
+        """Spend one delivery of ``card``'s budget; True when the message was handled instead
+        (its fallback, or a ``govbus.failed`` answer with ``deny``). With ``alert`` the
+        delivery goes ahead and only the alert and the audit record say the budget is spent.
+        """
+        budget = self.budgets.get(card.name)
+        if budget is None or budget.try_spend(card.name, 1):
+            return False
+        self._rare["budget_exhausted"] += 1
+        mode = self.on_budget_exhausted
+        detail = f"{budget.limit:g} {budget.unit} per {budget.window:g}s spent"
+        await self._audit(
+            "delivery", "budget_exhausted", message, recipient=card.name,
+            data={"mode": mode, "detail": detail},
+        )  # fmt: skip
+        await self._alert(
+            Alert("budget_exhausted", card.name, message.id, "budget_exhausted", detail)
+        )
+        if mode == "alert":
+            return False
+        if mode == "fallback":
+            await self._fallback(message, card, "budget_exhausted", detail)
+        else:
+            await self._fail(message, card, "budget_exhausted", detail)
+        return True
 
     def _on_killswitch(self, event: KillSwitchEvent) -> None:
         self._record(

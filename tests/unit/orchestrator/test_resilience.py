@@ -126,3 +126,37 @@ async def test_a_retried_delivery_is_not_taken_for_a_duplicate(audit: MemoryAudi
         await app.close()
     assert reply.type != FAILED and reply.payload == {"text": "second try"}
     assert len(attempts) == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "answer"),
+    [("fallback", "snapshot"), ("deny", FAILED), ("alert", "live")],
+)
+async def test_a_spent_budget_falls_back_denies_or_only_alerts(
+    audit: MemoryAuditStore, mode: str, answer: str
+) -> None:
+    from govbus.resilience import Budget
+
+    from .conftest import policy
+
+    alerts: list[Alert] = []
+    app = App(
+        "budget",
+        policy=policy(),
+        audit=audit,
+        alert=alerts.append,
+        budgets={"advisor": Budget(1, 3600.0)},
+        on_budget_exhausted=mode,  # type: ignore[arg-type]
+    )
+    seen = add_flaky(app, [])
+    try:
+        assert (await app.request(ask())).payload == {"text": "live"}
+        reply = await app.request(ask())
+    finally:
+        await app.close()
+    got = reply.type if reply.type == FAILED else reply.payload["text"]
+    assert got == answer
+    assert len(seen) == (2 if mode == "alert" else 1)
+    assert [a.kind for a in alerts if a.kind == "budget_exhausted"] == ["budget_exhausted"]
+    spent = [r for r in await records(audit) if r.outcome == "budget_exhausted"]
+    assert spent and spent[0].data["mode"] == mode
