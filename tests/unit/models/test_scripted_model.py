@@ -17,18 +17,7 @@ from govbus.models import (
     ScriptedModel,
 )
 
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from .support import FakeTime
 
 
 def test_it_is_a_chat_model() -> None:
@@ -60,7 +49,7 @@ async def test_a_scripted_failure_raises_its_typed_error() -> None:
 
 
 async def test_a_delay_that_would_cross_the_deadline_times_out_at_the_deadline() -> None:
-    time = FakeTime()
+    time = FakeTime(100.0)
     model = ScriptedModel(script=[Reply("late", delay=5.0)], sleep=time.sleep, clock=time.clock)
     with pytest.raises(ModelTimeoutError):
         await model.complete(ChatRequest.of("x", deadline=time.now + 2.0))
@@ -68,7 +57,7 @@ async def test_a_delay_that_would_cross_the_deadline_times_out_at_the_deadline()
 
 
 async def test_a_delay_within_the_deadline_answers() -> None:
-    time = FakeTime()
+    time = FakeTime(100.0)
     model = ScriptedModel(script=[Reply("ok", delay=1.5)], sleep=time.sleep, clock=time.clock)
     answer = await model.complete(ChatRequest.of("x", deadline=time.now + 2.0))
     assert answer.content == "ok" and time.slept == [1.5]

@@ -21,20 +21,7 @@ from govbus.models import (
 )
 from govbus.resilience import BreakerState, Budget, CircuitBreaker, RetryPolicy
 
-
-class Time:
-    """A fake monotonic clock with a sleep that advances it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from .support import FakeTime
 
 
 def unavailable() -> Fail:
@@ -48,7 +35,7 @@ async def test_deadline_model_times_out_a_slow_answer() -> None:
 
 
 async def test_deadline_model_passes_the_tighter_deadline_down() -> None:
-    time = Time()
+    time = FakeTime()
     inner = ScriptedModel(clock=time.clock, sleep=time.sleep)
     await DeadlineModel(inner, 10.0, clock=time.clock).complete(ChatRequest.of("x", deadline=3.0))
     assert inner.calls[0].deadline == 3.0
@@ -57,7 +44,7 @@ async def test_deadline_model_passes_the_tighter_deadline_down() -> None:
 
 
 async def test_deadline_model_does_not_call_once_the_deadline_passed() -> None:
-    time = Time()
+    time = FakeTime()
     inner = ScriptedModel(clock=time.clock)
     time.now = 5.0
     with pytest.raises(ModelTimeoutError):
@@ -68,7 +55,7 @@ async def test_deadline_model_does_not_call_once_the_deadline_passed() -> None:
 
 
 async def test_breaker_opens_on_transient_failures_and_then_refuses_at_once() -> None:
-    time = Time()
+    time = FakeTime()
     inner = ScriptedModel(script=[unavailable(), unavailable()], default="fine")
     breaker = CircuitBreaker(2, 30.0, clock=time.clock)
     model = BreakerModel(inner, breaker)
@@ -93,7 +80,7 @@ async def test_a_rejected_request_does_not_trip_the_breaker() -> None:
 
 
 async def test_call_budget_refuses_before_calling() -> None:
-    time = Time()
+    time = FakeTime()
     exhausted: list[str] = []
     budget = Budget(2, 60.0, clock=time.clock, on_exhausted=exhausted.append)
     inner = ScriptedModel()
@@ -109,7 +96,7 @@ async def test_call_budget_refuses_before_calling() -> None:
 
 
 async def test_token_budget_spends_the_usage_and_refuses_once_spent() -> None:
-    time = Time()
+    time = FakeTime()
     budget = Budget(10, 60.0, unit="tokens", clock=time.clock)
     inner = ScriptedModel(default="one two three four five six")
     model = BudgetedModel(inner, budget, "agent")
@@ -123,7 +110,7 @@ async def test_token_budget_spends_the_usage_and_refuses_once_spent() -> None:
 
 
 async def test_retry_retries_transient_errors_only() -> None:
-    time = Time()
+    time = FakeTime()
     policy = RetryPolicy(4, base_delay=1.0, max_delay=8.0, jitter="none")
     flaky = ScriptedModel(script=[unavailable(), unavailable()], default="ok")
     model = RetryingModel(flaky, policy, sleep=time.sleep, clock=time.clock)
@@ -136,7 +123,7 @@ async def test_retry_retries_transient_errors_only() -> None:
 
 
 async def test_retry_never_waits_past_the_deadline() -> None:
-    time = Time()
+    time = FakeTime()
     policy = RetryPolicy(5, base_delay=2.0, max_delay=8.0, jitter="none")
     flaky = ScriptedModel(default=unavailable())
     model = RetryingModel(flaky, policy, sleep=time.sleep, clock=time.clock)
@@ -146,7 +133,7 @@ async def test_retry_never_waits_past_the_deadline() -> None:
 
 
 async def test_govern_composes_in_order() -> None:
-    time = Time()
+    time = FakeTime()
     breaker = CircuitBreaker(3, 30.0, clock=time.clock)
     budget = Budget(1, 60.0, clock=time.clock)
     flaky = ScriptedModel(script=[unavailable(), unavailable()], default="ok", clock=time.clock)
