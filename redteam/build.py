@@ -1281,6 +1281,31 @@ def _roles_label(roles: Sequence[str] | None) -> str:
     return "no actor" if roles is None else f"roles {json.dumps(list(roles))}"
 
 
+def _own(tag: str, message: Mapping[str, Any], **fields: Any) -> Case:
+    """A policy row we wrote ourselves (source govbus, Apache-2.0)."""
+    return Case(tag, OWN, APACHE, message=message, **fields)
+
+
+def _pii_message(
+    env: Envelopes,
+    target: Mapping[str, str],
+    sender: str,
+    rng: random.Random,
+    purpose: str | None,
+    region: str | None,
+) -> dict[str, Any]:
+    """A pii-classified message from an advisor to ``target``, with a purpose and a region."""
+    return env.message(
+        target["type"],
+        sender,
+        env.payload(target["type"], rng),
+        actor=env.actor(env.subject(), ["advisor"]),
+        classification="pii",
+        purpose=purpose,
+        residency=region,
+    )
+
+
 def rbac_escalation(ctx: Context, env: Envelopes) -> list[Case]:
     """portfolio.* and advisory.* messages from actors without a role the rbac rules accept."""
     seeds, rng = ctx.seeds["policy"]["rbac_escalation"], ctx.rng("rbac_escalation")
@@ -1298,11 +1323,9 @@ def rbac_escalation(ctx: Context, env: Envelopes) -> list[Case]:
             message = env.message(target["type"], sender, payload, actor=actor)
             note = f"{target['type']} from {sender}, {_roles_label(roles)}"
             cases.append(
-                Case(
+                _own(
                     "no_actor" if roles is None else "role",
-                    OWN,
-                    APACHE,
-                    message=message,
+                    message,
                     recipient=target["recipient"],
                     expect_check=seeds["expect_check"],
                     note=note,
@@ -1321,22 +1344,12 @@ def classification(ctx: Context, env: Envelopes) -> list[Case]:
         itertools.product(clearance["targets"], clearance["purposes"], clearance["regions"])
     )
     for target, purpose, region in sample(rng, combos, clearance["sample"]):
-        message = env.message(
-            target["type"],
-            clearance["sender"],
-            env.payload(target["type"], rng),
-            actor=env.actor(env.subject(), ["advisor"]),
-            classification="pii",
-            purpose=purpose,
-            residency=region,
-        )
+        message = _pii_message(env, target, clearance["sender"], rng, purpose, region)
         note = f"pii {target['type']} to {target['recipient']} (clearance internal)"
         cases.append(
-            Case(
+            _own(
                 "clearance",
-                OWN,
-                APACHE,
-                message=message,
+                message,
                 recipient=target["recipient"],
                 expect_check=clearance["expect_check"],
                 note=note,
@@ -1369,11 +1382,9 @@ def classification(ctx: Context, env: Envelopes) -> list[Case]:
             )
             note = f"{sender} {case['type']} {case['level']}, cause {case['cause']}"
             cases.append(
-                Case(
+                _own(
                     "lowering",
-                    OWN,
-                    APACHE,
-                    message=message,
+                    message,
                     cause=cause,
                     expect_check=lowering["expect_check"],
                     note=note,
@@ -1388,22 +1399,12 @@ def residency(ctx: Context, env: Envelopes) -> list[Case]:
     combos = list(itertools.product(seeds["targets"], seeds["regions"], seeds["purposes"]))
     cases = []
     for target, region, purpose in sample(rng, combos, seeds["sample"]):
-        message = env.message(
-            target["type"],
-            target["from"],
-            env.payload(target["type"], rng),
-            actor=env.actor(env.subject(), ["advisor"]),
-            classification="pii",
-            purpose=purpose,
-            residency=region,
-        )
+        message = _pii_message(env, target, target["from"], rng, purpose, region)
         note = f"pii {target['type']} residing in {region}"
         cases.append(
-            Case(
+            _own(
                 "region",
-                OWN,
-                APACHE,
-                message=message,
+                message,
                 recipient=target["recipient"],
                 expect_check=seeds["expect_check"],
                 note=note,
@@ -1418,23 +1419,13 @@ def consent(ctx: Context, env: Envelopes) -> list[Case]:
     combos = list(itertools.product(seeds["targets"], seeds["purposes"], seeds["regions"]))
     cases = []
     for target, purpose, region in sample(rng, combos, seeds["sample"]):
-        message = env.message(
-            target["type"],
-            target["from"],
-            env.payload(target["type"], rng),
-            actor=env.actor(env.subject(), ["advisor"]),
-            classification="pii",
-            purpose=purpose,
-            residency=region,
-        )
+        message = _pii_message(env, target, target["from"], rng, purpose, region)
         missing = purpose is None or not purpose.strip()
         note = f"pii {target['type']}, purpose {json.dumps(purpose)}"
         cases.append(
-            Case(
+            _own(
                 "missing" if missing else "not_allowed",
-                OWN,
-                APACHE,
-                message=message,
+                message,
                 recipient=target["recipient"],
                 expect_check=seeds["expect_check"],
                 note=note,
@@ -1489,11 +1480,9 @@ def oversize(ctx: Context, env: Envelopes) -> list[Case]:
         )
         note = f"{target['type']} with {target['key']} of {size:,} characters"
         cases.append(
-            Case(
+            _own(
                 "fill",
-                OWN,
-                APACHE,
-                message=message,
+                message,
                 recipient=target["recipient"],
                 fill={target["key"]: size},
                 expect_check=seeds["expect_check"],
@@ -1521,11 +1510,9 @@ def risk_ceiling(ctx: Context, env: Envelopes) -> list[Case]:
         message = env.message(type_, sender, env.payload(type_, rng), actor=actor)
         note = f"{type_} from {sender} to portfolio_advisor, {_roles_label(roles)}"
         cases.append(
-            Case(
+            _own(
                 "no_actor" if roles is None else "role",
-                OWN,
-                APACHE,
-                message=message,
+                message,
                 recipient="portfolio_advisor",
                 expect_check=seeds["expect_check"],
                 note=note,
@@ -1558,11 +1545,9 @@ def tenant_isolation(ctx: Context, env: Envelopes) -> list[Case]:
         )
         note = f"{hop['type']} switches tenant {env.tenant} -> {json.dumps(tenant)}"
         cases.append(
-            Case(
+            _own(
                 "dropped" if tenant is None else "switched",
-                OWN,
-                APACHE,
-                message=message,
+                message,
                 recipient=hop.get("recipient"),
                 cause=cause,
                 expect_check=seeds["expect_check"],
