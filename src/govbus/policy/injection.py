@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import importlib
 import re
 import unicodedata
@@ -1468,13 +1469,9 @@ class _Gated:
     # no such words, search the whole text). A word-initial literal can only start a match where
     # the text has it, so the regex is tried at those places instead of at every position.
     anchors: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    anchor_keys: frozenset[str] = frozenset()
     # Position in _BUILTIN; cumulative patterns add up within their family (see _CUMULATIVE).
     index: int = 0
     cumulative: bool = False
-    # The pattern without word boundaries, for text whose spaced-out letters were rejoined
-    # ("pleasedisregardtheprior..."): its words have no boundaries left to find.
-    fused_regex: re.Pattern[str] | None = None
     # For a pattern without leading words: characters one of which every match starts with
     # ("<", "[", "$"...), checked with ``in``; empty: the pattern always runs.
     symbols: tuple[str, ...] = ()
@@ -1529,12 +1526,19 @@ def _build_patterns() -> tuple[_Gated, ...]:
     gated: list[_Gated] = []
     for family, weight, source in _sources():
         expanded = _expand(source)
+        # One parse feeds the three pre-filters; without it (the private parser changed) a
+        # pattern simply has none, and its regex runs on every text with the same results.
         sets: list[frozenset[str]] = []
-        if _PARSER is not None:
+        leads: frozenset[str] | None = None
+        symbols: frozenset[str] | None = None
+        items = _parse(expanded)
+        if items is not None:
             try:
-                _required_literals(_PARSER.parse(expanded).data, sets)
-            except Exception:  # the private parser changed: no pre-filter for this pattern
-                sets = []
+                _required_literals(items, sets)
+                leads = _bounded_leads(items)
+                symbols = _symbols(items)
+            except Exception:
+                sets, leads, symbols = [], None, None
         # Each literal costs one substring test on a benign text (which usually has none of
         # them), so the smallest sets go first and large ones are left to the regex.
         # On long texts a substring test is cheap next to a regex search, so every set is used.
@@ -1544,7 +1548,6 @@ def _build_patterns() -> tuple[_Gated, ...]:
             tuple((f, f.isalpha() and f.isascii() and f.islower()) for f in sorted(fs))
             for fs in ranked[:_MAX_FACTOR_SETS]
         )
-        leads = _leading_words(expanded)
         anchors: dict[str, list[str]] = {}
         if leads is not None and min(map(len, leads)) >= _MIN_LEAD:
             for lead in sorted(leads):
@@ -1558,10 +1561,8 @@ def _build_patterns() -> tuple[_Gated, ...]:
                 tuple(fs for fs in factors if len(fs) <= _MAX_SET),
                 factors,
                 tuple((key, tuple(words)) for key, words in anchors.items()),
-                frozenset(anchors),
                 cumulative=family in _CUMULATIVE,
-                fused_regex=re.compile(expanded.replace(r"\b", "")),
-                symbols=() if anchors else _first_symbols(expanded),
+                symbols=() if anchors else _symbol_gate(symbols),
             )
         )
     # Strongest first, so a family stops at its first hit.
@@ -1647,31 +1648,44 @@ def _required_literals(
     return best
 
 
+def _parse(pattern: str) -> list[Any] | None:
+    """``pattern`` parsed by the standard library's regex parser, or None without it."""
+    if _PARSER is None:  # pragma: no cover - depends on the Python version
+        return None
+    try:
+        return list(_PARSER.parse(pattern).data)
+    except Exception:  # the private parser changed: no pre-filters
+        return None
+
+
 def _leading_words(pattern: str) -> frozenset[str] | None:
     """The letter runs one of which starts every match of ``pattern`` right after a ``\\b``.
 
     None when some match need not start that way (no leading ``\\b``, a class, an optional
     first word) or when the private parser is unavailable.
     """
-    if _PARSER is None:  # pragma: no cover - depends on the Python version
-        return None
-    try:
-        return _bounded_leads(list(_PARSER.parse(pattern).data))
-    except Exception:  # the private parser changed: no anchors, the regex searches instead
-        return None
+    items = _parse(pattern)
+    return None if items is None else _bounded_leads(items)
 
 
 def _first_symbols(pattern: str) -> tuple[str, ...]:
     """Non-letter characters one of which every match of ``pattern`` starts with (or ())."""
-    if _PARSER is None:  # pragma: no cover - depends on the Python version
-        return ()
-    try:
-        found = _symbols(list(_PARSER.parse(pattern).data))
-    except Exception:  # the private parser changed: no gate, the regex always runs
-        return ()
+    items = _parse(pattern)
+    return () if items is None else _symbol_gate(_symbols(items))
+
+
+def _symbol_gate(found: frozenset[str] | None) -> tuple[str, ...]:
     if not found or any(c.isalnum() for c in found):
         return ()
     return tuple(sorted(found))
+
+
+@functools.cache
+def _fused(pattern: str) -> re.Pattern[str]:
+    """``pattern`` without word boundaries, for text whose spaced-out letters were rejoined
+    ("pleasedisregardtheprior..."): its words have no boundaries left to find. Compiled on
+    first use, since such text is rare."""
+    return re.compile(pattern.replace(r"\b", ""))
 
 
 def _symbols(items: list[Any]) -> frozenset[str] | None:
@@ -1941,7 +1955,7 @@ class InjectionDetector:
             if (
                 _anchored_search(item, text, present)
                 if item.anchors and not fused
-                else (item.fused_regex or item.regex).search(text)
+                else _fused(item.regex.pattern).search(text)
                 if fused
                 else item.regex.search(text)
             ):

@@ -120,7 +120,7 @@ def _scan_reference(
             continue
         if present is not None and item.keys and item.keys.isdisjoint(present):
             continue
-        regex = item.fused_regex if fused and item.fused_regex is not None else item.regex
+        regex = inj._fused(item.regex.pattern) if fused else item.regex
         if regex.search(text):
             if item.family in inj._CUMULATIVE:
                 cues[index] = item.weight
