@@ -216,10 +216,11 @@ def span_scores(
     scores: dict[str, dict[str, Any]] = {}
     rows = list(rows)
     for entity in entities:
-        tp = fp = fn = exact_tp = 0
+        tp = fp = fn = exact_tp = labelled = 0
         for predicted, gold in rows:
             pred = [(s, e) for t, s, e in predicted if t == entity]
             want = [(s, e) for t, s, e in gold if t == entity]
+            labelled += len(want)
             for s, e in pred:
                 if any(s < ge and gs < e for gs, ge in want):
                     tp += 1
@@ -227,9 +228,9 @@ def span_scores(
                     fp += 1
                 exact_tp += (s, e) in want
             fn += sum(1 for gs, ge in want if not any(s < ge and gs < e for s, e in pred))
-        labelled = tp + fn if tp + fn else 0
+        # Precision counts predictions, recall counts labelled spans (found = labelled - fn).
         scores[entity] = {
-            "labelled": sum(1 for _, gold in rows for t, _, _ in gold if t == entity),
+            "labelled": labelled,
             "tp": tp,
             "fp": fp,
             "fn": fn,
