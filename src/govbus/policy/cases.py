@@ -188,17 +188,19 @@ def evaluate_case(
     now = now or datetime.now(UTC)
     for _ in range(case.repeat - 1):  # earlier sends: same content, each its own message id
         earlier = message.model_copy(update={"id": new_id()})
-        policy.evaluate(_input(earlier, recipient, cards, now, cause))
-    return policy.evaluate(_input(message, recipient, cards, now, cause))
+        policy.evaluate(check_input(earlier, recipient, cards, now, cause))
+    return policy.evaluate(check_input(message, recipient, cards, now, cause))
 
 
-def _input(
+def check_input(
     message: Message,
     recipient: AgentCard | None,
     cards: Mapping[str, AgentCard],
     now: datetime,
-    cause: Message | None,
+    cause: Message | None = None,
 ) -> CheckInput:
+    """The input the orchestrator would give the checks for ``message`` reaching ``recipient``
+    (the sender's card looked up in ``cards``; a fresh scan), for evaluating outside a run."""
     return CheckInput(
         message=message,
         recipient=recipient,

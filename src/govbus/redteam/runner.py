@@ -33,7 +33,8 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from govbus.envelope import TRACEPARENT, Actor, Message, new_id
-from govbus.policy import CheckInput, MessageScan, Policy
+from govbus.policy import Policy
+from govbus.policy.cases import check_input
 from govbus.redteam.cases import RedteamCase, check_recipients
 from govbus.registry.card import AgentCard
 
@@ -300,11 +301,8 @@ def run_redteam(
             recipient = text_recipient
         else:
             raise ValueError(f"{case.where}: case {case.id!r} has neither text nor message")
-        sender = cards.get(message.sender)
         start = perf_counter_ns()
-        evaluation = policy.evaluate(
-            CheckInput(message, recipient, sender, now, MessageScan(message), case.cause)
-        )
+        evaluation = policy.evaluate(check_input(message, recipient, cards, now, case.cause))
         elapsed = perf_counter_ns() - start
         got: Got = (
             "deny" if not evaluation.allowed else "redact" if evaluation.obligations else "allow"
