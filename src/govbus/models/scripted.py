@@ -97,6 +97,7 @@ class ScriptedModel:
         """Answer ``request`` by the script; raise the scripted error, or
         :class:`~govbus.models.errors.ModelTimeoutError` when a delay would cross the deadline.
         """
+        request = request.within_hop()
         self.calls.append(request)
         step = self._step(request.prompt)
         delay = step.delay if isinstance(step, Reply | Fail) else 0.0

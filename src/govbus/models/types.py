@@ -9,8 +9,10 @@ any of them, so an agent's model call gets the same protection as the agent itse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, runtime_checkable
+
+from govbus.resilience import hop_deadline
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -51,6 +53,15 @@ class ChatRequest:
             ChatMessage("user", prompt),
         )
         return cls(turns, **kwargs)  # type: ignore[arg-type]
+
+    def within_hop(self) -> ChatRequest:
+        """This request with its deadline cut to the current hop's, when a handler is running
+        under one (:func:`govbus.resilience.hop_deadline`), so a model call made inside a
+        handler never outlives the message's deadline. Wrappers and providers call it."""
+        end = hop_deadline()
+        if end is None or (self.deadline is not None and self.deadline <= end):
+            return self
+        return replace(self, deadline=end)
 
     @property
     def prompt(self) -> str:

@@ -13,6 +13,9 @@ stacks them in the order that makes each one count once::
   failures count against it (a rejected request is the caller's fault, not the provider's).
 - :class:`DeadlineModel` bounds one attempt by ``timeout`` and by the request's deadline.
 
+Inside a handler, the hop's deadline also bounds every call (:meth:`ChatRequest.within_hop`):
+a model call cannot outlive the message it serves, even without a ``timeout`` here.
+
 Example:
     >>> import asyncio
     >>> from govbus.models import ChatRequest, Fail, ModelUnavailableError, ScriptedModel
@@ -54,6 +57,7 @@ class DeadlineModel:
         self._clock = clock
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        request = request.within_hop()
         now = self._clock()
         deadline = now + self.timeout
         if request.deadline is not None:
@@ -151,6 +155,7 @@ class RetryingModel:
         self._clock = clock
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        request = request.within_hop()
         return await retry(
             lambda: self.model.complete(request),
             self.policy,

@@ -43,6 +43,7 @@ from govbus.errors import (
 from govbus.policy import Allow, CheckInput, Evaluation, MessageScan, Policy
 from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
 from govbus.resilience import (
+    HOP_DEADLINE,
     BreakerState,
     Budget,
     CircuitBreaker,
@@ -609,6 +610,9 @@ class Orchestrator:
         error: GovbusError | None = None
         outputs: list[Message] = []
         timer = self._watchdog.arm(budget)
+        # Calls made inside the handler (models, ctx.request, user code via time_left()) see
+        # the hop's end and stop in time.
+        hop = HOP_DEADLINE.set(started + budget)
         try:
             result = await agent.handle(message, ctx)
         except asyncio.CancelledError:
@@ -633,6 +637,8 @@ class Orchestrator:
                     outputs = self._outputs(result, message, card, ctx.degradation)
                 except GovbusError as exc:
                     error = exc
+        finally:
+            HOP_DEADLINE.reset(hop)
         elapsed = time.monotonic() - started
         elapsed_ms = round(elapsed * 1000, 3)
 

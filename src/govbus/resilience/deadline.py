@@ -1,11 +1,60 @@
-"""Deadlines: a message's deadline bounds every hop; an agent's timeout bounds its handler."""
+"""Deadlines: a message's deadline bounds every hop; an agent's timeout bounds its handler.
+
+While a handler runs, the end of its hop is also visible to everything it calls, through a
+context variable: :func:`hop_deadline` returns it (a ``time.monotonic()`` reading) and
+:func:`time_left` the seconds remaining. The model wrappers and the scripted model honour it
+without being told, so a model call made inside a handler can never outlive the hop; code that
+calls other services passes ``time_left()`` as its timeout.
+
+Example:
+    >>> with deadline_scope(time.monotonic() + 2.0):
+    ...     0 < time_left() <= 2.0
+    True
+    >>> time_left() is None
+    True
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from govbus.envelope import Message
+
+#: The end of the running hop (``time.monotonic()`` seconds); the orchestrator sets it around
+#: each handler call. Read it with :func:`hop_deadline`; bound a block with
+#: :func:`deadline_scope`.
+HOP_DEADLINE: ContextVar[float | None] = ContextVar("govbus_hop_deadline", default=None)
+
+
+def hop_deadline() -> float | None:
+    """The ``time.monotonic()`` reading by which the current hop must finish, or None outside
+    a hop (or inside one without a bound)."""
+    return HOP_DEADLINE.get()
+
+
+def time_left() -> float | None:
+    """Seconds until the current hop's deadline (0 when it has passed), or None without one."""
+    end = HOP_DEADLINE.get()
+    return None if end is None else max(0.0, end - time.monotonic())
+
+
+@contextmanager
+def deadline_scope(end: float) -> Iterator[None]:
+    """Bound everything called inside the block by ``end`` (``time.monotonic()`` seconds).
+
+    Scopes nest: an inner scope can shorten the deadline, never extend it.
+    """
+    current = HOP_DEADLINE.get()
+    token = HOP_DEADLINE.set(end if current is None else min(current, end))
+    try:
+        yield
+    finally:
+        HOP_DEADLINE.reset(token)
 
 
 def hop_budget(message: Message, timeout: float, now: datetime) -> float:

@@ -160,3 +160,77 @@ async def test_a_spent_budget_falls_back_denies_or_only_alerts(
     assert [a.kind for a in alerts if a.kind == "budget_exhausted"] == ["budget_exhausted"]
     spent = [r for r in await records(audit) if r.outcome == "budget_exhausted"]
     assert spent and spent[0].data["mode"] == mode
+
+
+async def test_the_hop_deadline_bounds_a_model_call_inside_the_handler(app: App) -> None:
+    """The model has no timeout of its own; the hop's end (the agent's 0.2 s timeout, sooner
+    than the request's deadline) still stops it, with the model's own typed error."""
+    from govbus.models import ChatRequest, ModelTimeoutError, Reply, ScriptedModel
+
+    model = ScriptedModel(default=Reply("too late", delay=30.0))
+    seen: list[str] = []
+
+    @app.agent("advisor", handles="portfolio.advise", timeout=0.2, fallback="snapshot")
+    async def advisor(msg: Message, ctx: Context) -> Message:
+        try:
+            answer = await model.complete(ChatRequest.of("advise"))
+        except ModelTimeoutError as exc:
+            seen.append(exc.code)
+            raise
+        return ctx.reply("portfolio.advice", {"text": answer.content})
+
+    @app.agent("snapshot", handles="portfolio.snapshot")
+    async def snapshot(msg: Message, ctx: Context) -> Message:
+        return ctx.reply("portfolio.advice", {"text": "snapshot"})
+
+    started = asyncio.get_running_loop().time()
+    reply = await app.request(ask(), timeout=5.0)
+    elapsed = asyncio.get_running_loop().time() - started
+    # The scripted model saw the hop's deadline and gave up with its own typed error before the
+    # watchdog had to cancel the handler; the fallback answered.
+    assert seen == ["model_timeout"]
+    assert reply.payload == {"text": "snapshot"}
+    assert reply.metadata[FALLBACK_CAUSE] == "model_timeout"
+    assert elapsed < 1.0
+
+
+async def test_a_hanging_agent_does_not_slow_the_others(app: App) -> None:
+    """Bulkheads: each agent has its own queue and concurrency limit, so an agent whose calls
+    all hang until their timeout leaves another agent's latency where it was."""
+    release = asyncio.Event()
+
+    @app.agent("stuck", handles="stuck.work", timeout=5.0, concurrency=4)
+    async def stuck(msg: Message, ctx: Context) -> Message:
+        await release.wait()
+        return ctx.reply("stuck.done", {})
+
+    @app.agent("quick", handles="quick.work", concurrency=4)
+    async def quick(msg: Message, ctx: Context) -> Message:
+        await asyncio.sleep(0.002)
+        return ctx.reply("quick.done", {})
+
+    async def quick_latencies(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t0 = asyncio.get_running_loop().time()
+            reply = await app.request(Message(type="quick.work", sender="web"), timeout=2.0)
+            assert reply.type == "quick.done"
+            out.append(asyncio.get_running_loop().time() - t0)
+        return sorted(out)
+
+    await app.start()
+    before = await quick_latencies(40)
+    # Far more work for the stuck agent than its 4 slots: 4 hang, the rest queue behind them.
+    hanging = [
+        asyncio.create_task(app.request(Message(type="stuck.work", sender="web"), timeout=10.0))
+        for _ in range(50)
+    ]
+    await asyncio.sleep(0.05)
+    during = await quick_latencies(40)
+    release.set()
+    await asyncio.gather(*hanging)
+    p50_before, p50_during = before[len(before) // 2], during[len(during) // 2]
+    # Same order of latency (the margin absorbs a noisy shared machine, not a starved agent:
+    # starved, the quick agent would wait for the stuck one's 5 s timeouts).
+    assert p50_during < max(3 * p50_before, p50_before + 0.02), (p50_before, p50_during)
+    assert during[-1] < 0.5

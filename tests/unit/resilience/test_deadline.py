@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -101,3 +102,21 @@ async def test_many_guards_fire_independently() -> None:
     await asyncio.gather(hop("fast", 1.0, 0.001), hop("slow", 0.02, 5), hop("ok", 1.0, 0.03))
     assert outcomes == {"fast": False, "slow": True, "ok": False}
     dog.close()
+
+
+def test_deadline_scopes_nest_and_only_shorten() -> None:
+    from govbus.resilience import deadline_scope, hop_deadline, time_left
+
+    assert hop_deadline() is None and time_left() is None
+    now = time.monotonic()
+    with deadline_scope(now + 10):
+        with deadline_scope(now + 20):  # cannot extend the outer hop
+            assert hop_deadline() == now + 10
+        with deadline_scope(now + 1):
+            assert hop_deadline() == now + 1
+            left = time_left()
+            assert left is not None and 0 < left <= 1
+        assert hop_deadline() == now + 10
+    assert hop_deadline() is None
+    with deadline_scope(now - 5):
+        assert time_left() == 0.0
