@@ -189,3 +189,21 @@ class BulkheadFullError(GovbusError):
 
     code = "bulkhead_full"
     retryable = True
+
+
+class DeadLetterError(GovbusError):
+    """The dead-letter store cannot be opened, written or read."""
+
+    code = "dead_letter_error"
+
+
+class DeadLetterNotFoundError(DeadLetterError):
+    """No dead letter has the given id (or the id prefix is ambiguous)."""
+
+    code = "dead_letter_not_found"
+
+
+class DrillError(GovbusError):
+    """A drill file is malformed, names something that does not exist, or cannot be run."""
+
+    code = "drill_error"

@@ -21,11 +21,14 @@ Delivery semantics every implementation models for real:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from govbus.envelope import Message, TypePattern
+from govbus.envelope import Message, TypePattern, new_id
+
+if TYPE_CHECKING:
+    from govbus.bus.deadletter import DeadLetterStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,12 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that could not be handled after its subscription's ``max_attempts``."""
+    """A message that could not be handled after its subscription's ``max_attempts``, or that
+    its handler gave up on (``term``), with the cause.
+
+    ``id`` names the dead-letter entry (``govbus dlq show ID``); ``message.id`` stays the id of
+    the message itself.
+    """
 
     message: Message
     address: str | None
@@ -63,6 +71,7 @@ class DeadLetter:
     attempts: int
     cause: str
     at: datetime
+    id: str = field(default_factory=new_id)
 
 
 class Delivery(Protocol):
@@ -149,6 +158,10 @@ class Bus(Protocol):
 
         Raises ``RequestTimeoutError`` if none arrives within ``timeout`` seconds.
         """
+
+    @property
+    def dead_letter_store(self) -> DeadLetterStore:
+        """Where dead letters are kept: listed, shown, removed and replayed by ``govbus dlq``."""
 
     async def dead_letters(self) -> list[DeadLetter]:
         """Messages that exhausted their attempts, oldest first."""

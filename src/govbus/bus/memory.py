@@ -44,13 +44,13 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections import deque
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from govbus.bus.base import DeadLetter, DeliveryHandler, Route, Subscription
+from govbus.bus.deadletter import DeadLetterStore, MemoryDeadLetterStore
 from govbus.envelope import Message, TypePattern
 from govbus.errors import BusClosedError, NoSubscriberError, RequestTimeoutError
 
@@ -251,8 +251,11 @@ class InMemoryBus:
         redelivery_base: first backoff (seconds) of a nack without an explicit delay; attempt
             ``n`` waits ``redelivery_base * 2 ** (n - 1)``, capped at ``redelivery_max``.
         redelivery_max: the backoff cap in seconds.
-        dead_letter_limit: how many dead letters :meth:`dead_letters` keeps (the newest);
-            ``dead_letter_total`` counts all of them.
+        dead_letter_limit: how many dead letters the default in-memory store keeps (the
+            newest); ``dead_letter_total`` counts all of them.
+        dead_letters: where dead letters go (default: in memory); a
+            :class:`~govbus.bus.deadletter.SqlDeadLetterStore` keeps them across restarts for
+            ``govbus dlq``.
 
     Attributes:
         undeliverable: messages published that no subscription matched (and that answered no
@@ -286,6 +289,7 @@ class InMemoryBus:
         redelivery_base: float = 0.01,
         redelivery_max: float = 1.0,
         dead_letter_limit: int = 10_000,
+        dead_letters: DeadLetterStore | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
@@ -302,7 +306,10 @@ class InMemoryBus:
         self.undeliverable = 0
         self.dead_letter_total = 0
         self.abandoned = 0
-        self._dead: deque[DeadLetter] = deque(maxlen=dead_letter_limit)
+        self._dead: DeadLetterStore = dead_letters or MemoryDeadLetterStore(dead_letter_limit)
+        self._dead_writes: set[asyncio.Task[None]] = set()
+        #: Dead letters the store refused (logged as errors; the message is not lost silently).
+        self.dead_letter_failures = 0
         self._named_groups: dict[str, _Group] = {}
         self._active_groups: list[_Group] = []
         self._routes: dict[tuple[str, str | None], tuple[_Group, ...]] = {}
@@ -380,6 +387,7 @@ class InMemoryBus:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stored()
             for message_id, future in list(self._pending_requests.items()):
                 if not future.done():
                     future.set_exception(
@@ -716,16 +724,19 @@ class InMemoryBus:
 
     def _dead_letter(self, delivery: _MemoryDelivery, cause: str) -> None:
         message = delivery._message
-        self._dead.append(
-            DeadLetter(
-                message=message,
-                address=delivery._address,
-                subscription=delivery._subscriber,
-                attempts=delivery._attempt,
-                cause=cause,
-                at=datetime.now(UTC),
-            )
+        letter = DeadLetter(
+            message=message,
+            address=delivery._address,
+            subscription=delivery._subscriber,
+            attempts=delivery._attempt,
+            cause=cause,
+            at=datetime.now(UTC),
         )
+        # The store may be a database: write in the background; close() and dead_letters()
+        # wait for these writes.
+        task = asyncio.get_running_loop().create_task(self._store(letter))
+        self._dead_writes.add(task)
+        task.add_done_callback(self._dead_writes.discard)
         self.dead_letter_total += 1
         logger.info(
             "dead-lettered message %s (type %s) for %s after %d attempt(s)",
@@ -736,9 +747,33 @@ class InMemoryBus:
         )
         self._finish()
 
+    async def _store(self, letter: DeadLetter) -> None:
+        try:
+            await self._dead.put(letter)
+        except Exception as exc:
+            self.dead_letter_failures += 1
+            logger.error(
+                "could not store dead letter for message %s (type %s, cause %s) in %s: %s",
+                letter.message.id,
+                letter.message.type,
+                letter.cause,
+                self._dead.where,
+                exc,
+            )
+
+    async def _stored(self) -> None:
+        while self._dead_writes:
+            await asyncio.gather(*list(self._dead_writes))
+
+    @property
+    def dead_letter_store(self) -> DeadLetterStore:
+        """Where this bus keeps dead letters."""
+        return self._dead
+
     async def dead_letters(self) -> list[DeadLetter]:
-        """Dead letters, oldest first (the newest ``dead_letter_limit`` are kept)."""
-        return list(self._dead)
+        """Dead letters, oldest first (the store may keep only the newest)."""
+        await self._stored()
+        return await self._dead.entries()
 
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +26,19 @@ from types import TracebackType
 from typing import Any, Literal
 
 from govbus.audit import AuditEvent, AuditStore, Durability, MemoryAuditStore, SqlAuditStore
-from govbus.bus import Bus, InMemoryBus
-from govbus.envelope import REPLY_TO, TRACEPARENT, HmacSigner, Message, new_id
-from govbus.errors import BusClosedError, ConfigError, EnvelopeError
+from govbus.bus import Bus, DeadLetter, DeadLetterStore, InMemoryBus, open_dead_letters
+from govbus.envelope import (
+    DEGRADED,
+    FALLBACK_CAUSE,
+    FALLBACK_OF,
+    REPLY_TO,
+    TRACEPARENT,
+    HmacSigner,
+    Message,
+    new_id,
+)
+from govbus.errors import BusClosedError, ConfigError, DeadLetterNotFoundError, EnvelopeError
+from govbus.models import ChatModel, ChatRequest, ChatResponse, govern
 from govbus.orchestrator.alerts import webhook
 from govbus.orchestrator.config import DEFAULT_AUDIT_URL, AppConfig
 from govbus.orchestrator.core import (
@@ -40,10 +51,14 @@ from govbus.orchestrator.core import (
 from govbus.policy import CHECK_KINDS, CheckKindRegistry, Policy, load_policy, parse_policy
 from govbus.policy.approvals import Approval, require_approval
 from govbus.registry import Agent, AgentRegistry, FunctionAgent, Handler, agent
-from govbus.resilience import Budget
+from govbus.resilience import Budget, CircuitBreaker, IdempotencyStore, RetryPolicy
 from govbus.telemetry import new_traceparent
 
 log = logging.getLogger("govbus.app")
+
+#: Metadata key on a replayed dead letter: the id of the message it replays.
+REPLAY_OF = "replay_of"
+_DEGRADATION = (DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, "partial")
 
 _UNRESTRICTED = """\
 apiVersion: govbus/v1
@@ -63,10 +78,10 @@ def default_approvals_path() -> Path:
     return Path(__file__).resolve().parents[1] / "governance" / "approvals.yaml"
 
 
-def make_bus(url: str) -> Bus:
+def make_bus(url: str, *, dead_letters: DeadLetterStore | None = None) -> Bus:
     """A bus from a URL: ``memory://`` (default). ``nats://`` arrives with the NATS issue."""
     if url in ("memory://", "memory", ""):
-        return InMemoryBus()
+        return InMemoryBus(dead_letters=dead_letters)
     scheme = url.split("://", 1)[0]
     if scheme == "nats":
         raise ConfigError(
@@ -74,6 +89,24 @@ def make_bus(url: str) -> Bus:
             "use memory://"
         )
     raise ConfigError(f"unknown bus URL {url!r}: expected memory:// or nats://HOST:PORT")
+
+
+def default_dlq_url(audit: str) -> str:
+    """Where dead letters go by default: beside the audit log. A SQLite audit file gets a
+    ``dlq.db`` in the same folder (a second file, so the audit writer never waits for it); a
+    server database keeps them in the same database; an in-memory audit, in memory.
+
+    >>> default_dlq_url("sqlite:///.govbus/audit.db")
+    'sqlite:///.govbus/dlq.db'
+    """
+    if audit in ("memory://", "memory"):
+        return "memory://"
+    if "://" not in audit:
+        audit = f"sqlite:///{audit}"
+    if audit.startswith("sqlite:"):
+        head, _, name = audit.rpartition("/")
+        return f"{head}/dlq.db" if name else audit
+    return audit
 
 
 def make_audit(url: str, *, writer: Literal["process", "thread"] = "process") -> AuditStore:
@@ -115,6 +148,15 @@ class App:
             or ``alert`` (deliver anyway; alert and audit only).
         approvals: the approvals file (default: ``governance/approvals.yaml`` in the working
             directory, else the one shipped with govbus, which approves the default policy).
+        breaker_threshold: consecutive failures that open an agent's circuit breaker.
+        breaker_recovery: seconds an open breaker waits before admitting one probe.
+        dead_letter: keep messages an agent gave up on in the bus's dead-letter store.
+        dlq: the dead-letter store, or its URL, for a bus built here from a URL (default: see
+            :func:`default_dlq_url`). ``govbus dlq`` lists, shows and replays its entries.
+
+    The resilience settings (``budgets``, ``on_budget_exhausted``, ``breaker_threshold``,
+    ``breaker_recovery``, ``dead_letter``, ``idempotency``) are public attributes of the same
+    names; changing them takes effect if done before the app starts.
     """
 
     def __init__(
@@ -136,13 +178,28 @@ class App:
         approvals: str | Path | None = None,
         budgets: Mapping[str, Budget] | None = None,
         on_budget_exhausted: Literal["fallback", "deny", "alert"] = "fallback",
+        breaker_threshold: int = 5,
+        breaker_recovery: float = 30.0,
+        dead_letter: bool = True,
+        dlq: DeadLetterStore | str | None = None,
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
         self.check_kinds = check_kinds or CHECK_KINDS
         self.registry = AgentRegistry()
         self._policy_source = policy
-        self._bus = bus if not isinstance(bus, str | type(None)) else make_bus(bus or "memory://")
+        if isinstance(bus, str | type(None)):
+            if dlq is None:
+                dlq = default_dlq_url(audit if isinstance(audit, str) else "memory://")
+            store = open_dead_letters(dlq) if isinstance(dlq, str) else dlq
+            self._bus: Bus = make_bus(bus or "memory://", dead_letters=store)
+        elif dlq is not None:
+            raise ConfigError(
+                "dlq= applies to a bus built from a URL; give your bus its dead-letter store "
+                "(e.g. InMemoryBus(dead_letters=...))"
+            )
+        else:
+            self._bus = bus
         self._audit = (
             audit
             if not isinstance(audit, str | type(None))
@@ -153,8 +210,16 @@ class App:
         self._clock = clock
         self._alert = webhook(alert, app=name) if isinstance(alert, str) else alert
         self._default_timeout = default_timeout
-        self._budgets = dict(budgets or {})
-        self._on_budget_exhausted: Literal["fallback", "deny", "alert"] = on_budget_exhausted
+        self.budgets: dict[str, Budget] = dict(budgets or {})
+        self.on_budget_exhausted: Literal["fallback", "deny", "alert"] = on_budget_exhausted
+        self.breaker_threshold = breaker_threshold
+        self.breaker_recovery = breaker_recovery
+        self.dead_letter = dead_letter
+        #: Where delivered message ids are remembered (None: in memory, ten minutes).
+        self.idempotency: IdempotencyStore | None = None
+        self._providers: dict[str, ChatModel] = {}
+        self._models: dict[str, ChatModel] = {}
+        self._protections: dict[str, Callable[[ChatModel], ChatModel]] = {}
         self._orchestrator: Orchestrator | None = None
         self._strict = strict
         self._approvals = Path(approvals) if approvals is not None else None
@@ -176,6 +241,7 @@ class App:
             "approvals": config.approvals,
             "default_timeout": config.default_timeout,
             "node": config.node,
+            "dlq": config.dlq,
         }
         kwargs.update(overrides)
         return cls(config.name, **kwargs)
@@ -195,6 +261,81 @@ class App:
         instance = item() if isinstance(item, type) else item
         return self.registry.register(instance)
 
+    # -- models and the fault-injection seams --------------------------------------------------
+
+    def use_model(
+        self,
+        provider: ChatModel,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        budget: Budget | None = None,
+    ) -> ChatModel:
+        """Register a model provider under its ``name`` with the protections given (see
+        :func:`govbus.models.govern`) and return the model agents should call.
+
+        The returned model looks the provider up on every call, so :meth:`wrap_model` (the
+        drill runner's fault injection) reaches agents that already hold it.
+
+        Raises:
+            ConfigError: a model of that name is already registered.
+        """
+        name = provider.name
+        if name in self._providers:
+            raise ConfigError(f"a model named {name!r} is already registered with this app")
+
+        def protect(model: ChatModel) -> ChatModel:
+            return govern(
+                model, timeout=timeout, retry=retry, breaker=breaker, budget=budget,
+                budget_key=name,
+            )  # fmt: skip
+
+        self._providers[name] = provider
+        self._protections[name] = protect
+        self._models[name] = protect(provider)
+        return _ModelSlot(self._models, name)
+
+    def model(self, name: str) -> ChatModel:
+        """The protected model registered as ``name`` (see :meth:`use_model`).
+
+        Raises:
+            ConfigError: no model of that name is registered.
+        """
+        if name not in self._models:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise ConfigError(f"no model named {name!r} is registered (registered: {known})")
+        return _ModelSlot(self._models, name)
+
+    @property
+    def models(self) -> dict[str, ChatModel]:
+        """Registered model providers by name (unprotected, as given to :meth:`use_model`)."""
+        return dict(self._providers)
+
+    def wrap_model(self, name: str, wrapper: Callable[[ChatModel], ChatModel]) -> None:
+        """Put ``wrapper(provider)`` in place of the provider registered as ``name``, under the
+        same protections (a provider fault is then retried, broken and timed out like a real
+        one). A seam for fault injection; see :mod:`govbus.drills.faults`.
+        """
+        self.model(name)
+        provider = self._providers[name] = wrapper(self._providers[name])
+        self._models[name] = self._protections[name](provider)
+
+    def wrap_agent(self, name: str, wrapper: Callable[[Agent], Agent]) -> None:
+        """Put ``wrapper(agent)`` in place of agent ``name`` (same card name) before the app
+        starts. A seam for fault injection; see :mod:`govbus.drills.faults`.
+
+        Raises:
+            UnknownAgentError: no such agent.
+            ConfigError: the app has started (its agents are attached already).
+        """
+        if self._orchestrator is not None and self._orchestrator.state != "new":
+            raise ConfigError(f"cannot wrap agent {name!r}: app {self.name!r} has started")
+        wrapped = wrapper(self.registry.get(name))
+        if wrapped.card.name != name:
+            raise ConfigError(f"a wrapper of agent {name!r} must keep its name")
+        self.registry.replace(wrapped)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
@@ -211,8 +352,12 @@ class App:
                 durability=self._durability,
                 alert=self._alert,
                 default_timeout=self._default_timeout,
-                budgets=self._budgets,
-                on_budget_exhausted=self._on_budget_exhausted,
+                budgets=self.budgets,
+                on_budget_exhausted=self.on_budget_exhausted,
+                breaker_threshold=self.breaker_threshold,
+                breaker_recovery=self.breaker_recovery,
+                idempotency=self.idempotency,
+                dead_letter=self.dead_letter,
             )
         return self._orchestrator
 
@@ -243,6 +388,69 @@ class App:
         """Resume a paused agent (held messages are then delivered). Audited."""
         self.registry.get(agent)
         self.orchestrator.killswitch.resume(agent, by=by, reason=reason)
+
+    async def replay(
+        self,
+        letter: DeadLetter | str,
+        *,
+        timeout: float | None = None,
+        by: str,
+        store: DeadLetterStore | None = None,
+    ) -> Message:
+        """Send a dead letter through governance again and wait for the answer.
+
+        The message goes to the agent that gave up on it, as a new message (a new id, so
+        duplicate detection does not drop it; ``metadata.replay_of`` names the original) with a
+        fresh deadline. The policy is evaluated again, as for any message. The entry leaves
+        the store once the replay is answered (whatever the answer); if the agent fails again,
+        the new message becomes a new dead letter. Audited as ``admin dlq_replay`` with ``by``.
+
+        Args:
+            letter: the entry, or its id (or a unique prefix of it) in ``store``.
+            store: where the entry is (default: this app's bus's dead-letter store).
+
+        Raises:
+            DeadLetterNotFoundError: no such entry.
+        """
+        store = store or self._bus.dead_letter_store
+        if isinstance(letter, str):
+            letter = await store.get(letter)
+        original = letter.message
+        target = letter.address if letter.address in self.registry else original.to
+        metadata = {
+            k: v for k, v in original.metadata.items() if k not in (REPLY_TO, *_DEGRADATION)
+        }
+        metadata[REPLAY_OF] = original.id
+        message = original.model_copy(
+            update={
+                "id": new_id(),
+                "to": target,
+                "attempt": 1,
+                "deadline": None,
+                "created_at": self._clock(),
+                "metadata": metadata,
+                "signature": None,
+            }
+        )
+        if self._signer is not None:
+            message = self._signer.sign(message)
+        if self.orchestrator.state == "new":
+            await self.start()
+        self._audit.submit(
+            AuditEvent(
+                kind="admin",
+                ts=self._clock(),
+                outcome="dlq_replay",
+                message_id=message.id,
+                policy_sha256=self.policy.sha256,
+                data={"entry": letter.id, "replay_of": original.id, "agent": target, "by": by},
+            )
+        )
+        reply = await self.request(message, timeout=timeout)
+        # Removed only once answered: a replay cut short leaves the entry for another try.
+        with contextlib.suppress(DeadLetterNotFoundError):
+            await store.remove(letter.id)
+        return reply
 
     @property
     def bus(self) -> Bus:
@@ -357,3 +565,19 @@ class App:
             if self._signer is not None:
                 message = self._signer.sign(message)
         return message
+
+
+class _ModelSlot:
+    """The model an agent holds: resolves the app's current protected model on every call."""
+
+    __slots__ = ("_models", "name")
+
+    def __init__(self, models: dict[str, ChatModel], name: str) -> None:
+        self._models = models
+        self.name = name
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        return await self._models[self.name].complete(request)
+
+    def __repr__(self) -> str:
+        return f"<model {self.name}>"

@@ -9,6 +9,7 @@ Example::
       url: sqlite:///.govbus/audit.db  # any SQLAlchemy URL; a bare path means SQLite
       durability: batch                # batch | sync
       writer: process                  # process (default) | thread
+    dlq: sqlite:///.govbus/dlq.db      # dead letters (default: beside the audit log)
     default_timeout: 30
     require_approved_policy: true      # strict mode: refuse an unapproved policy
     approvals: governance/approvals.yaml
@@ -47,6 +48,7 @@ class AppConfig(BaseModel):
     bus: str = "memory://"
     audit: AuditConfig = AuditConfig()
     node: str | None = None
+    dlq: str | None = None
     default_timeout: float = Field(default=30.0, gt=0)
     require_approved_policy: bool = False
     approvals: str | None = None

@@ -80,7 +80,7 @@ def utc_now() -> datetime:
 class Alert:
     """Passed to the alert hook when something an operator should know about happens."""
 
-    kind: str  # "fallback" | "failure" | "breaker_open"
+    kind: str  # "fallback" | "failure" | "breaker_open" | "budget_exhausted" | "dead_letter"
     agent: str
     message_id: str
     cause: str
@@ -258,6 +258,7 @@ class Orchestrator:
         idempotency: IdempotencyStore | None = None,
         budgets: Mapping[str, Budget] | None = None,
         on_budget_exhausted: Literal["fallback", "deny", "alert"] = "fallback",
+        dead_letter: bool = True,
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -281,6 +282,9 @@ class Orchestrator:
         # Deliveries per agent and window; what happens when one is spent (see _over_budget).
         self.budgets: dict[str, Budget] = dict(budgets or {})
         self.on_budget_exhausted = on_budget_exhausted
+        # A message its agent gave up on (every attempt failed, or a permanent error) goes to
+        # the bus's dead-letter store with the cause, besides being answered by the fallback.
+        self.dead_letter = dead_letter
         self._background: set[asyncio.Task[None]] = set()
         self.stats: dict[str, AgentStats] = {}
         self._rare: Counter[str] = Counter()
@@ -610,9 +614,10 @@ class Orchestrator:
         error: GovbusError | None = None
         outputs: list[Message] = []
         timer = self._watchdog.arm(budget)
-        # Calls made inside the handler (models, ctx.request, user code via time_left()) see
-        # the hop's end and stop in time.
-        hop = HOP_DEADLINE.set(started + budget)
+        # Calls made inside the handler (models, user code via time_left()) see the hop's end,
+        # less a small reserve (10%, at most 50 ms) so the handler can still act on their
+        # timeout error before its own watchdog fires.
+        hop = HOP_DEADLINE.set(started + budget - min(0.05, budget * 0.1))
         try:
             result = await agent.handle(message, ctx)
         except asyncio.CancelledError:
@@ -673,6 +678,12 @@ class Orchestrator:
             await self.idempotency.forget(key)  # the redelivery must be handled, not dropped
             await delivery.nack(reason=cause)
             return
+        if self.dead_letter and message.metadata.get(FALLBACK_OF) is None:
+            # The agent gave up on this message: keep it, with why, for inspection and replay
+            # (``govbus dlq``). A fallback's own failure is not kept twice.
+            self._rare["dead_lettered"] += 1
+            await delivery.term(f"{cause}: {error}")
+            await self._alert(Alert("dead_letter", card.name, message.id, cause, str(error)))
         await self._fallback(message, card, cause, str(error))
 
     def _may_declassify(self, out: Message, cause: Message, card: AgentCard) -> bool:

@@ -45,6 +45,20 @@ class AgentRegistry:
             listener(agent)
         return agent
 
+    def replace(self, agent: Agent) -> Agent:
+        """Swap the agent registered under ``agent.card.name`` for ``agent``; returns the one
+        replaced. Listeners are not called (it is the same agent, wrapped). The drill runner's
+        fault-injection layer uses this before an app starts; an agent already attached to a
+        running orchestrator keeps its old handler.
+
+        Raises:
+            UnknownAgentError: no agent of that name is registered.
+        """
+        old = self.get(agent.card.name)
+        self._agents[agent.card.name] = agent
+        self._resolved.clear()
+        return old
+
     def on_register(self, listener: Callable[[Agent], None]) -> None:
         """Call ``listener`` for every agent registered from now on."""
         self._listeners.append(listener)

@@ -77,8 +77,10 @@ async def test_an_app_given_a_url_alerts_on_fallback(receiver: Receiver) -> None
         await app.request(ask())
     finally:
         await app.close()
+    # The message went to the dead-letter store (the agent gave up on it), then to the fallback.
     assert [(b["kind"], b["agent"], b["cause"]) for b in receiver.bodies] == [
-        ("fallback", "advisor", "exception")
+        ("dead_letter", "advisor", "exception"),
+        ("fallback", "advisor", "exception"),
     ]
 
 

@@ -106,7 +106,12 @@ async def test_timeout_goes_to_fallback_marked_degraded(app: App, audit: MemoryA
     assert reply.metadata[FALLBACK_OF] == "advisor"
     fallbacks = [r for r in await records(audit) if r.kind == "fallback"]
     assert [(r.outcome, r.data["fallback"]) for r in fallbacks] == [("timeout", "snapshot")]
-    assert [(a.kind, a.agent, a.cause) for a in alerts] == [("fallback", "advisor", "timeout")]
+    assert [(a.kind, a.agent, a.cause) for a in alerts] == [
+        ("dead_letter", "advisor", "timeout"),
+        ("fallback", "advisor", "timeout"),
+    ]
+    (letter,) = await app.bus.dead_letters()
+    assert letter.address == "advisor" and letter.cause.startswith("timeout: ")
 
 
 async def test_exception_goes_to_fallback(app: App) -> None:
