@@ -17,6 +17,7 @@ from govbus.audit.base import (
 from govbus.audit.chain import record_hash, verify_records
 from govbus.audit.database import count_url, iter_records_url, verify_url
 from govbus.audit.memory import MemoryAuditStore
+from govbus.audit.spool import SpoolingAuditStore
 from govbus.audit.sql import SqlAuditStore
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "AuditStore",
     "Durability",
     "MemoryAuditStore",
+    "SpoolingAuditStore",
     "SqlAuditStore",
     "VerifyReport",
     "count_url",

@@ -25,7 +25,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from govbus.audit import AuditEvent, AuditStore, Durability, MemoryAuditStore, SqlAuditStore
+from govbus.audit import (
+    AuditEvent,
+    AuditStore,
+    Durability,
+    MemoryAuditStore,
+    SpoolingAuditStore,
+    SqlAuditStore,
+)
 from govbus.bus import Bus, DeadLetter, DeadLetterStore, InMemoryBus, open_dead_letters
 from govbus.envelope import (
     DEGRADED,
@@ -153,10 +160,12 @@ class App:
         dead_letter: keep messages an agent gave up on in the bus's dead-letter store.
         dlq: the dead-letter store, or its URL, for a bus built here from a URL (default: see
             :func:`default_dlq_url`). ``govbus dlq`` lists, shows and replays its entries.
+        audit_spool: a local file that takes audit records, in order, while the audit store
+            refuses them (:class:`~govbus.audit.SpoolingAuditStore`), replayed when it is back.
 
-    The resilience settings (``budgets``, ``on_budget_exhausted``, ``breaker_threshold``,
-    ``breaker_recovery``, ``dead_letter``, ``idempotency``) are public attributes of the same
-    names; changing them takes effect if done before the app starts.
+    The ``alert`` hook and the resilience settings (``budgets``, ``on_budget_exhausted``,
+    ``breaker_threshold``, ``breaker_recovery``, ``dead_letter``, ``idempotency``) are public
+    attributes of the same names; changing them takes effect if done before the app starts.
     """
 
     def __init__(
@@ -182,6 +191,7 @@ class App:
         breaker_recovery: float = 30.0,
         dead_letter: bool = True,
         dlq: DeadLetterStore | str | None = None,
+        audit_spool: str | Path | None = None,
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -205,10 +215,18 @@ class App:
             if not isinstance(audit, str | type(None))
             else make_audit(audit or DEFAULT_AUDIT_URL)
         )
+        if audit_spool is not None:
+            if isinstance(self._audit, SqlAuditStore) and durability == "sync":
+                raise ConfigError(
+                    "audit_spool with a SQL audit store needs durability 'batch': a sync write "
+                    "that times out stays queued in the store, and a spooled copy would be "
+                    "committed twice"
+                )
+            self._audit = SpoolingAuditStore(self._audit, audit_spool)
         self._durability: Durability = durability
         self._signer = signer
         self._clock = clock
-        self._alert = webhook(alert, app=name) if isinstance(alert, str) else alert
+        self.alert: AlertHook | None = webhook(alert, app=name) if isinstance(alert, str) else alert
         self._default_timeout = default_timeout
         self.budgets: dict[str, Budget] = dict(budgets or {})
         self.on_budget_exhausted: Literal["fallback", "deny", "alert"] = on_budget_exhausted
@@ -217,6 +235,8 @@ class App:
         self.dead_letter = dead_letter
         #: Where delivered message ids are remembered (None: in memory, ten minutes).
         self.idempotency: IdempotencyStore | None = None
+        #: Retry transient model errors as each model's retry policy says (False: one attempt).
+        self.model_retries = True
         self._providers: dict[str, ChatModel] = {}
         self._models: dict[str, ChatModel] = {}
         self._protections: dict[str, Callable[[ChatModel], ChatModel]] = {}
@@ -237,6 +257,7 @@ class App:
             "audit": config.audit.url,
             "durability": config.audit.durability,
             "audit_writer": config.audit.writer,
+            "audit_spool": config.audit.spool,
             "strict": config.require_approved_policy,
             "approvals": config.approvals,
             "default_timeout": config.default_timeout,
@@ -287,9 +308,13 @@ class App:
 
         def protect(model: ChatModel) -> ChatModel:
             return govern(
-                model, timeout=timeout, retry=retry, breaker=breaker, budget=budget,
+                model,
+                timeout=timeout,
+                retry=retry if self.model_retries else None,
+                breaker=breaker,
+                budget=budget,
                 budget_key=name,
-            )  # fmt: skip
+            )
 
         self._providers[name] = provider
         self._protections[name] = protect
@@ -350,7 +375,7 @@ class App:
                 clock=self._clock,
                 signer=self._signer,
                 durability=self._durability,
-                alert=self._alert,
+                alert=self.alert,
                 default_timeout=self._default_timeout,
                 budgets=self.budgets,
                 on_budget_exhausted=self.on_budget_exhausted,
@@ -486,6 +511,9 @@ class App:
         """
         if self._strict and self.orchestrator.state == "new":
             self.approval = require_approval(self.policy, self.approvals_path)
+        if self.orchestrator.state == "new":
+            for name, provider in self._providers.items():  # settings changed since use_model
+                self._models[name] = self._protections[name](provider)
         await self.orchestrator.start(agents)
         return self
 

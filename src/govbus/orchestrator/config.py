@@ -9,6 +9,7 @@ Example::
       url: sqlite:///.govbus/audit.db  # any SQLAlchemy URL; a bare path means SQLite
       durability: batch                # batch | sync
       writer: process                  # process (default) | thread
+      spool: .govbus/audit.spool       # optional: records wait here while the store is down
     dlq: sqlite:///.govbus/dlq.db      # dead letters (default: beside the audit log)
     default_timeout: 30
     require_approved_policy: true      # strict mode: refuse an unapproved policy
@@ -36,6 +37,7 @@ class AuditConfig(BaseModel):
     url: str = DEFAULT_AUDIT_URL
     durability: Durability = "batch"
     writer: Literal["process", "thread"] = "process"
+    spool: str | None = None
 
 
 class AppConfig(BaseModel):

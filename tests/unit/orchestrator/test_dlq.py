@@ -163,3 +163,31 @@ def test_the_default_dlq_sits_beside_the_audit_log() -> None:
 def test_dlq_needs_a_bus_built_from_a_url() -> None:
     with pytest.raises(ConfigError, match="dead-letter store"):
         App("t", bus=InMemoryBus(), dlq="memory://")
+
+
+async def test_an_app_with_an_audit_spool_loses_nothing_while_the_store_is_down(
+    tmp_path: Path,
+) -> None:
+    from govbus.drills import Fault, FaultyAuditStore, Trigger
+
+    store = MemoryAuditStore()
+    down = FaultyAuditStore(store, Trigger(Fault(kind="audit_down", after=3, first=1)))
+    app = App("t", policy=policy(), audit=down, audit_spool=tmp_path / "audit.spool")
+    add_agents(app, [False])
+    async with app:
+        for _ in range(3):
+            assert (await app.request(ask())).payload == {"text": "live"}
+    assert down.refused == 1  # then the store was back: close replayed the spool
+    assert (await store.verify()).ok
+    kinds = [r.kind for r in store.stored]
+    assert kinds.count("decision") == 6 and kinds[0] == "admin" and kinds[-1] == "admin"
+
+
+def test_a_sync_sql_audit_cannot_take_a_spool(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="durability 'batch'"):
+        App(
+            "t",
+            audit=f"sqlite:///{tmp_path}/a.db",
+            durability="sync",
+            audit_spool=tmp_path / "s",
+        )
