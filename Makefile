@@ -41,6 +41,7 @@ check: lint typecheck test
 	$(BIN)/govbus policy test policies/ --min-coverage 100
 	$(BIN)/govbus run --strict --quiet
 	$(BIN)/govbus redteam run --no-progress --mutate 7
+	$(BIN)/govbus drill run drills/ --no-progress
 
 STAMP_BENCH := $(VENV)/.installed-bench
 

@@ -18,7 +18,9 @@ from govbus.examples.finance.data import (
     allocation,
     market_value,
 )
+from govbus.models import ChatModel, ChatRequest, ScriptedModel
 from govbus.policy import Policy
+from govbus.resilience import CircuitBreaker, RetryPolicy
 
 OWNER = "Retail Advisory Platform team"
 #: Where every agent of the example runs (the policy keeps personal data in the EU).
@@ -30,6 +32,17 @@ def default_policy_path() -> Path:
     return Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
 
 
+#: The model behind the advisor's wording (scripted: the example runs offline).
+WRITER_MODEL = "scripted/advice-writer"
+
+
+def advice_writer() -> ScriptedModel:
+    """The deterministic stand-in for the LLM that words the advisor's summary."""
+    return ScriptedModel(
+        WRITER_MODEL, default="Rebalance gradually, and review again after the next statement."
+    )
+
+
 def create_app(
     *,
     policy: Policy | str | Path | None = None,
@@ -37,14 +50,25 @@ def create_app(
     audit: AuditStore | str | None = None,
     advisor_timeout: float = 2.0,
     strict: bool = False,
+    model: ChatModel | None = None,
 ) -> App:
-    """Build the example app (agents registered, nothing started)."""
+    """Build the example app (agents registered, nothing started).
+
+    ``model`` words the advisor's advice (default :func:`advice_writer`); it is called through
+    a 1 s timeout, three attempts with backoff on transient errors, and a circuit breaker.
+    """
     app = App(
         "retail-advisory",
         policy=policy if policy is not None else default_policy_path(),
         bus=bus,
         audit=audit,
         strict=strict,
+    )
+    writer = app.use_model(
+        model or advice_writer(),
+        timeout=1.0,
+        retry=RetryPolicy(3, base_delay=0.05, max_delay=0.2),
+        breaker=CircuitBreaker(5, 30.0, name="advice-writer"),
     )
 
     @app.agent(
@@ -168,11 +192,12 @@ def create_app(
     @app.agent(
         "portfolio_advisor",
         handles="portfolio.advise",
-        description="Writes personalised advice using live market data (high risk).",
+        description="Writes personalised advice using live market data and an LLM (high risk).",
         owner=OWNER,
         region=REGION,
         risk="high",
         clearance="pii",
+        model=writer.name,
         timeout=advisor_timeout,
         fallback="portfolio_snapshot",
     )
@@ -181,9 +206,18 @@ def create_app(
         await asyncio.sleep(MARKET_DATA_LATENCY.get(account, DEFAULT_MARKET_DATA_LATENCY))
         moves = msg.payload["analysis"].get("recommendation", {}).get("moves", [])
         text = "; ".join(moves) or "Portfolio is close to target; no change suggested."
+        # The model sees the moves only, never the account or the holdings; a model error that
+        # survives the retries propagates, and the deterministic snapshot answers instead.
+        wording = await writer.complete(
+            ChatRequest.of(f"Word this rebalancing advice for a retail client: {text}")
+        )
         return ctx.reply(
             "portfolio.advice",
-            {"summary": text, "rationale": "target allocation and current market data"},
+            {
+                "summary": text,
+                "note": wording.content,
+                "rationale": "target allocation and current market data",
+            },
         )
 
     @app.agent(

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from govbus import __version__
+from govbus.drills.spec import MECHANISMS
 from govbus.errors import GovbusError
 
 EPILOG = """\
@@ -29,7 +30,33 @@ examples:
   govbus policy hash policies/default.yaml
   govbus policy test policies/ --min-coverage 100
   govbus redteam run --mutate 3 --format junit > redteam.xml
+  govbus drill run drills/                 every failure drill; exit 1 if one fails
+  govbus dlq list                          messages agents gave up on (.govbus/dlq.db)
 """
+
+DRILL_DESCRIPTION = """\
+Run failure drills: each drill file names an app, faults to inject (agent_timeout,
+agent_exception, agent_slow, llm_error, llm_timeout, budget_exhausted, circuit_open,
+audit_down, poison_message, duplicate_delivery), messages to send and expectations
+(fallback_fired, reply, audit_contains, dlq_count, delivered_exactly, within_ms, ...).
+Each drill runs on a fresh app; faults enter through govbus.drills.faults wrappers.
+Prints pass or fail per drill with its evidence; exit 1 if any drill fails."""
+
+DRILL_EPILOG = """\
+examples:
+  govbus drill run                         every drill in drills/
+  govbus drill run drills/agent_timeout.yaml --format json
+  govbus drill run --disable fallback      show which drills fail without fallbacks
+  govbus drill schema > drill.schema.json  the drill file JSON Schema
+
+mechanisms (--disable): fallback, deadline, breaker, budget, retry, dlq, idempotency,
+spool, bulkhead. Each drill names the one it proves (spec.proves)."""
+
+DLQ_DESCRIPTION = """\
+The dead-letter queue: messages an agent gave up on (every attempt failed, or a permanent
+error), kept with the cause. The store is a SQLite file or a PostgreSQL URL (--dlq; default
+.govbus/dlq.db, beside the default audit log). Entries hold the full envelope, payload
+included: restrict access to the store as you restrict access to the bus."""
 
 REDTEAM_DESCRIPTION = """\
 Evaluate a red-team corpus against a policy the way the orchestrator evaluates a dispatch,
@@ -317,6 +344,79 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (it is shown on stderr only when stderr is a terminal)",
     )
+    drill = commands.add_parser("drill", help="run failure drills as a gate")
+    drill_cmds = drill.add_subparsers(dest="drill_command", metavar="ACTION", required=True)
+    drill_run_cmd = drill_cmds.add_parser(
+        "run",
+        help="inject faults into fresh apps and check that every mechanism holds",
+        description=DRILL_DESCRIPTION,
+        epilog=DRILL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    drill_run_cmd.add_argument(
+        "paths", nargs="*", metavar="PATH", help="drill files or directories (default: drills/)"
+    )
+    drill_run_cmd.add_argument(
+        "--format",
+        choices=["table", "json", "junit"],
+        default="table",
+        help="table for people (default), json (one document) or junit XML for CI",
+    )
+    drill_run_cmd.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        metavar="MECHANISM",
+        choices=list(MECHANISMS),
+        help="switch a mechanism off (repeatable), to see the drills that prove it fail",
+    )
+    drill_run_cmd.add_argument(
+        "--no-progress", action="store_true", help="no per-drill lines on stderr"
+    )
+    drill_cmds.add_parser("schema", help="print the drill file JSON Schema")
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="list, show, replay or drop dead letters",
+        description=DLQ_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dlq_cmds = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    dlq_list_cmd = dlq_cmds.add_parser("list", help="the dead letters, oldest first")
+    dlq_show_cmd = dlq_cmds.add_parser("show", help="one dead letter with its full envelope")
+    dlq_show_cmd.add_argument("entry", metavar="ID", help="entry id, or a unique prefix (6+)")
+    dlq_replay_cmd = dlq_cmds.add_parser(
+        "replay",
+        help="send entries through governance again (policy, audit, fallbacks)",
+        description="Replay dead letters: each goes to the agent that gave up on it as a new "
+        "message (metadata.replay_of names the original), governed and audited like any other. "
+        "An entry leaves the store once answered; if the agent fails again, a new entry holds "
+        "it. Exit 1 if any replay was denied or failed.",
+    )
+    dlq_replay_cmd.add_argument("entries", nargs="*", metavar="ID", help="entry ids or prefixes")
+    dlq_replay_cmd.add_argument("--all", action="store_true", help="replay every entry")
+    dlq_replay_cmd.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        help="the app to replay through (default: govbus.examples.finance:create_app)",
+    )
+    dlq_replay_cmd.add_argument(
+        "--audit", metavar="URL", help="audit log for the replays (default: .govbus/audit.db)"
+    )
+    dlq_replay_cmd.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="wait per replay (default 30)"
+    )
+    dlq_replay_cmd.add_argument("--by", metavar="WHO", help="who replays (default: $USER)")
+    dlq_drop_cmd = dlq_cmds.add_parser("drop", help="delete entries without replaying them")
+    dlq_drop_cmd.add_argument("entries", nargs="+", metavar="ID", help="entry ids or prefixes")
+    for cmd in (dlq_list_cmd, dlq_show_cmd, dlq_replay_cmd, dlq_drop_cmd):
+        cmd.add_argument(
+            "--dlq", metavar="URL", help="dead-letter store (default: sqlite:///.govbus/dlq.db)"
+        )
+    dlq_list_cmd.add_argument(
+        "--format", choices=["table", "json"], default="table", help="table (default) or json"
+    )
+    dlq_list_cmd.add_argument("--limit", type=_count, metavar="N", help="the oldest N only")
     return parser
 
 
@@ -369,6 +469,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 output=args.format,
                 progress=not args.no_progress,
+            )
+        if args.command == "drill":
+            from govbus.cli.drill import drill_run, print_schema
+
+            if args.drill_command == "schema":
+                return print_schema()
+            return drill_run(
+                args.paths,
+                output=args.format,
+                disable=args.disable,
+                progress=not args.no_progress,
+            )
+        if args.command == "dlq":
+            from govbus.cli import dlq as dlq_cli
+
+            if args.dlq_command == "list":
+                return dlq_cli.dlq_list(args.dlq, output=args.format, limit=args.limit)
+            if args.dlq_command == "show":
+                return dlq_cli.dlq_show(args.dlq, args.entry)
+            if args.dlq_command == "drop":
+                return dlq_cli.dlq_drop(args.dlq, args.entries)
+            if not args.entries and not args.all:
+                print("govbus: error: dlq replay needs entry ids or --all", file=sys.stderr)
+                return 2
+            return dlq_cli.dlq_replay(
+                args.dlq,
+                args.entries,
+                replay_all=args.all,
+                app_ref=args.app,
+                timeout=args.timeout,
+                by=args.by,
+                audit=args.audit,
             )
     except GovbusError as exc:
         print(f"govbus: error: {exc}", file=sys.stderr)

@@ -1,10 +1,11 @@
 """Deadlines: a message's deadline bounds every hop; an agent's timeout bounds its handler.
 
 While a handler runs, the end of its hop (less a small reserve, so the handler can still act
-on a timeout error) is also visible to everything it calls, through a context variable: :func:`hop_deadline` returns it (a ``time.monotonic()`` reading) and
-:func:`time_left` the seconds remaining. The model wrappers and the scripted model honour it
-without being told, so a model call made inside a handler can never outlive the hop; code that
-calls other services passes ``time_left()`` as its timeout.
+on a timeout error) is visible to everything it calls, through a context variable:
+:func:`hop_deadline` returns it (a ``time.monotonic()`` reading) and :func:`time_left` the
+seconds remaining. The model wrappers and the scripted model honour it without being told, so
+a model call made inside a handler can never outlive the hop; code that calls other services
+passes ``time_left()`` as its timeout.
 
 Example:
     >>> with deadline_scope(time.monotonic() + 2.0):

@@ -97,7 +97,7 @@ async def test_every_decision_is_audited_with_the_policy_hash(
 
 async def test_timeout_goes_to_fallback_marked_degraded(app: App, audit: MemoryAuditStore) -> None:
     alerts: list[Alert] = []
-    app._alert = alerts.append  # the hook is read when the orchestrator is built
+    app.alert = alerts.append  # the hook is read when the orchestrator is built
     add_advisor(app, sleep=5)
     reply = await app.request(ask())
     assert reply.payload == {"text": "snapshot"}

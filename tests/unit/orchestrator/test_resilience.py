@@ -39,7 +39,7 @@ async def test_the_breaker_opens_and_the_fallback_answers_at_once(
     app: App, audit: MemoryAuditStore
 ) -> None:
     alerts: list[Alert] = []
-    app._alert = alerts.append
+    app.alert = alerts.append
     app.orchestrator.breaker_threshold = 3
     seen = add_flaky(app, [False, False, False])
     for _ in range(3):
