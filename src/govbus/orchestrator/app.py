@@ -160,6 +160,10 @@ class App:
         dead_letter: keep messages an agent gave up on in the bus's dead-letter store.
         dlq: the dead-letter store, or its URL, for a bus built here from a URL (default: see
             :func:`default_dlq_url`). ``govbus dlq`` lists, shows and replays its entries.
+        accept_policies: sha256s of policies, besides this app's own, under which a message
+            dispatched by another process is still handled here (a rolling upgrade); a message
+            decided under any other policy is refused, audited and answered ``govbus.failed``
+            (``policy_mismatch``).
         audit_spool: a local file that takes audit records, in order, while the audit store
             refuses them (:class:`~govbus.audit.SpoolingAuditStore`), replayed when it is back.
 
@@ -192,6 +196,7 @@ class App:
         dead_letter: bool = True,
         dlq: DeadLetterStore | str | None = None,
         audit_spool: str | Path | None = None,
+        accept_policies: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -233,6 +238,7 @@ class App:
         self.breaker_threshold = breaker_threshold
         self.breaker_recovery = breaker_recovery
         self.dead_letter = dead_letter
+        self.accept_policies = tuple(accept_policies)
         #: Where delivered message ids are remembered (None: in memory, ten minutes).
         self.idempotency: IdempotencyStore | None = None
         #: Retry transient model errors as each model's retry policy says (False: one attempt).
@@ -383,6 +389,7 @@ class App:
                 breaker_recovery=self.breaker_recovery,
                 idempotency=self.idempotency,
                 dead_letter=self.dead_letter,
+                accept_policies=self.accept_policies,
             )
         return self._orchestrator
 

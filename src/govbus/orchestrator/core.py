@@ -27,6 +27,7 @@ from govbus.envelope import (
     DEGRADED,
     FALLBACK_CAUSE,
     FALLBACK_OF,
+    POLICY_SHA256,
     REPLY_TO,
     HmacSigner,
     Message,
@@ -259,6 +260,7 @@ class Orchestrator:
         budgets: Mapping[str, Budget] | None = None,
         on_budget_exhausted: Literal["fallback", "deny", "alert"] = "fallback",
         dead_letter: bool = True,
+        accept_policies: Sequence[str] = (),
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -285,6 +287,10 @@ class Orchestrator:
         # A message its agent gave up on (every attempt failed, or a permanent error) goes to
         # the bus's dead-letter store with the cause, besides being answered by the fallback.
         self.dead_letter = dead_letter
+        # Every dispatched message carries the sha256 of the policy that allowed it; delivery
+        # refuses one decided under any other policy (a process on a stale or rogue policy),
+        # except the hashes listed here (a rolling upgrade).
+        self.accepted_policies = frozenset((policy.sha256, *accept_policies))
         self._background: set[asyncio.Task[None]] = set()
         self.stats: dict[str, AgentStats] = {}
         self._rare: Counter[str] = Counter()
@@ -538,6 +544,10 @@ class Orchestrator:
         # A message routed by type keeps ``to: null`` (the envelope as sent); the bus address
         # routes it, and the decision record names the recipient.
         out = evaluation.message
+        if out.metadata.get(POLICY_SHA256) != self.policy.sha256:
+            out = out.model_copy(
+                update={"metadata": {**out.metadata, POLICY_SHA256: self.policy.sha256}}
+            )
         if self.signer is not None:
             out = self.signer.sign(out)
         await self._audit(
@@ -577,13 +587,21 @@ class Orchestrator:
                 )
                 await delivery.term(str(exc))
                 return
+        decided = message.metadata.get(POLICY_SHA256)
+        if decided not in self.accepted_policies:
+            await self._refuse_policy(message, card, delivery, decided)
+            return
         if self.killswitch.is_paused(card.name):
             if self.killswitch.mode(card.name) == "hold":
                 await self.killswitch.wait_resumed(card.name)
-            if self.killswitch.is_paused(card.name):
-                await self._audit("delivery", "agent_paused", message, recipient=card.name, data={})
-                await self._fallback(message, card, "agent_paused", "the agent is paused")
-                return
+            decided = message.metadata.get(POLICY_SHA256)
+        if decided not in self.accepted_policies:
+            await self._refuse_policy(message, card, delivery, decided)
+            return
+        if self.killswitch.is_paused(card.name):
+            await self._audit("delivery", "agent_paused", message, recipient=card.name, data={})
+            await self._fallback(message, card, "agent_paused", "the agent is paused")
+            return
         key = f"{card.name}:{message.id}"
         if await self.idempotency.seen(key):
             self._rare["duplicates"] += 1
@@ -685,6 +703,26 @@ class Orchestrator:
             await delivery.term(f"{cause}: {error}")
             await self._alert(Alert("dead_letter", card.name, message.id, cause, str(error)))
         await self._fallback(message, card, cause, str(error))
+
+    async def _refuse_policy(
+        self, message: Message, card: AgentCard, delivery: Delivery, decided: str | None
+    ) -> None:
+        """A message allowed under a policy this process does not accept (or under none: it
+        reached the bus without governance) is not handled: audited, dead-lettered, and the
+        sender gets ``govbus.failed`` (``policy_mismatch``)."""
+        self._rare["policy_mismatch"] += 1
+        detail = (
+            f"message was dispatched under policy {decided[:12]}..., this process enforces "
+            f"{self.policy.name} {self.policy.version} ({self.policy.sha256[:12]}...)"
+            if decided
+            else "message carries no policy hash: it reached the bus without governance"
+        )
+        await self._audit(
+            "rejected", "policy_mismatch", message, recipient=card.name,
+            data={"decided_under": decided, "accepted": sorted(self.accepted_policies)},
+        )  # fmt: skip
+        await delivery.term(f"policy_mismatch: {detail}")
+        await self._fail(message, card, "policy_mismatch", detail)
 
     def _may_declassify(self, out: Message, cause: Message, card: AgentCard) -> bool:
         """True if an enforcing ``declassify`` check permits ``out`` to sit below its cause."""
