@@ -27,6 +27,7 @@ import signal
 import struct
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -187,7 +188,9 @@ class _PipeLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def writer_main(conn: Any, abort: Any, url: Any, node: str, write_timeout: float) -> None:
+def writer_main(
+    conn: Any, abort: Any, url: Any, node: str, write_timeout: float, spool: str | None = None
+) -> None:
     """Entry point of the writer process: open, report ready, commit batches until told to close.
 
     Args:
@@ -197,6 +200,7 @@ def writer_main(conn: Any, abort: Any, url: Any, node: str, write_timeout: float
         url: the normalized SQLAlchemy URL.
         node: the chain to append to (named in the parent).
         write_timeout: see :class:`~govbus.audit.sql.SqlAuditStore`.
+        spool: the sealed-row spool file, or None (see :class:`~govbus.audit.writer.RowSpool`).
     """
     # The parent decides when this process stops (Ctrl+C reaches the whole process group, and
     # the parent still wants to flush through us while it shuts down).
@@ -206,13 +210,15 @@ def writer_main(conn: Any, abort: Any, url: Any, node: str, write_timeout: float
     logger.setLevel(logging.WARNING)
     logger.propagate = False
     try:
-        _serve(conn, _PipeAbort(abort), url, node, write_timeout)
+        _serve(conn, _PipeAbort(abort), url, node, write_timeout, spool)
     finally:
         conn.close()
         abort.close()
 
 
-def _serve(conn: Any, abort: _PipeAbort, url: Any, node: str, write_timeout: float) -> None:
+def _serve(
+    conn: Any, abort: _PipeAbort, url: Any, node: str, write_timeout: float, spool: str | None
+) -> None:
     send = conn.send
     chain = ChainWriter(
         url,
@@ -220,6 +226,7 @@ def _serve(conn: Any, abort: _PipeAbort, url: Any, node: str, write_timeout: flo
         write_timeout=write_timeout,
         abort=abort,
         on_error=lambda text: send(("error", text)),
+        spool=Path(spool) if spool is not None else None,
     )
     try:
         chain.open()
@@ -253,17 +260,17 @@ def main(argv: Sequence[str]) -> int:
     """``python -m govbus.audit.process CONN_FD ABORT_FD NODE``: run the writer child.
 
     The parent passes two inherited file descriptors (a socket for batches and replies, the
-    reading end of the abort pipe), then sends ``(url, node, write_timeout)`` on the socket.
+    reading end of the abort pipe), then sends ``(url, node, write_timeout, spool)``.
     """
     from multiprocessing.connection import Connection
 
     conn = Connection(int(argv[0]))
     abort = Connection(int(argv[1]), writable=False)
     try:
-        url, node, write_timeout = conn.recv()
+        url, node, write_timeout, spool = conn.recv()
     except (EOFError, OSError):
         return 1  # the parent went away before configuring us
-    writer_main(conn, abort, url, node, write_timeout)
+    writer_main(conn, abort, url, node, write_timeout, spool)
     return 0
 
 

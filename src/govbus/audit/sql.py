@@ -197,6 +197,11 @@ class SqlAuditStore:
             the child dies, waiters and later ``submit`` calls get
             :class:`AuditUnavailableError` (fail closed). The spool seam
             (:meth:`_on_persistent_failure`) is only available with ``"thread"``.
+        spool: a local file for sealed records while the database is down: once a batch has
+            failed for half of ``write_timeout`` it is appended there (fsynced) and counts as
+            written; later batches follow it until the spooled records are inserted, in order,
+            when the database is back (checked before each batch). The chain stays intact and
+            ``verify`` passes afterwards. Without a spool, writes fail closed.
     """
 
     def __init__(
@@ -210,6 +215,7 @@ class SqlAuditStore:
         write_timeout: float = 5.0,
         page_size: int = 1000,
         writer: Literal["thread", "process"] = "thread",
+        spool: str | Path | None = None,
     ) -> None:
         if batch_size < 1 or max_queue < 1 or page_size < 1:
             raise ValueError("batch_size, max_queue and page_size must be at least 1")
@@ -232,6 +238,7 @@ class SqlAuditStore:
         self._write_timeout = write_timeout
         self._page_size = page_size
         self._mode = writer
+        self._spool = Path(spool).absolute() if spool is not None else None
 
         # Shared with the writer (or feeder) thread. deque.append/popleft are atomic, so submit
         # takes no lock; the writer is woken through ``_wakeup`` only when it must not linger.
@@ -331,6 +338,7 @@ class SqlAuditStore:
                     abort=self._abort,
                     on_persistent_failure=self._on_persistent_failure,
                     on_error=self._note_error,
+                    spool=self._spool,
                 )
                 self._engine = await asyncio.to_thread(chain.open)
                 self._chain = chain
@@ -668,7 +676,8 @@ class SqlAuditStore:
         parent_conn = _PipeConnection(parent_sock.detach())
         abort_writer = _PipeConnection(abort_write, readable=False)
         # Configuration travels over the socket, not argv: a database URL may hold a password.
-        parent_conn.send((self._url, self._node, self._write_timeout))
+        spool = str(self._spool) if self._spool is not None else None
+        parent_conn.send((self._url, self._node, self._write_timeout, spool))
         try:
             reply = self._await_ready(parent_conn, proc)
         except BaseException:

@@ -7,7 +7,9 @@ re-chaining and coercion rules exist once.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +33,7 @@ from govbus.audit.database import (
     read_heads,
     short_error,
 )
-from govbus.errors import AuditError, ChainBrokenError
+from govbus.errors import AuditError, AuditUnavailableError, ChainBrokenError
 
 _log = logging.getLogger("govbus.audit")
 
@@ -60,6 +62,75 @@ def _ignore(error: str) -> None:
     return None
 
 
+class RowSpool:
+    """Sealed rows waiting for the database, oldest first, in a local JSONL file.
+
+    Rows are appended (one ``write`` and an ``fsync`` per batch) when a batch has failed for half
+    of ``write_timeout``; they already carry their sequence numbers and hashes, so inserted
+    later in the same order they continue the chain exactly. The file holds what the database
+    would hold (payload hashes, never payload bytes). A torn last line (a crash mid-append) is
+    dropped with a warning: its batch was never acknowledged.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> list[dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise AuditError(f"cannot read audit spool {self.path}: {exc.strerror}") from exc
+        lines = text.split("\n")
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                if number == len(lines):  # no trailing newline: a torn append
+                    _log.warning("audit spool %s: dropping a torn last line", self.path)
+                    break
+                raise AuditError(f"audit spool {self.path}:{number}: not a row ({exc})") from exc
+        return rows
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append ``rows`` durably.
+
+        Raises:
+            AuditUnavailableError: the spool cannot be written (then nothing is acknowledged:
+                the database is down and so is the spool, so writes fail closed).
+        """
+        data = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise AuditUnavailableError(
+                f"the audit database is down and the spool {self.path} cannot be written: "
+                f"{exc.strerror or exc}"
+            ) from exc
+
+    def keep(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace the spool's contents with ``rows`` (what is still to insert), atomically."""
+        if not rows:
+            self.path.unlink(missing_ok=True)
+            return
+        temp = self.path.with_suffix(self.path.suffix + ".tmp")
+        temp.write_text(
+            "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows),
+            encoding="utf-8",
+        )
+        os.replace(temp, self.path)
+
+
 class ChainWriter:
     """Opens the database and appends sealed batches to one node's chain; no asyncio.
 
@@ -73,6 +144,8 @@ class ChainWriter:
         abort: set to stop retrying (``commit`` then returns False).
         on_persistent_failure: the spool seam, see :meth:`SqlAuditStore._on_persistent_failure`.
         on_error: told the short text of every failed attempt (for waiters' error messages).
+        spool: a file for sealed rows while the database is down (:class:`RowSpool`); later
+            batches follow them into the spool until every spooled row is inserted, in order.
     """
 
     def __init__(
@@ -84,8 +157,12 @@ class ChainWriter:
         abort: _Abort,
         on_persistent_failure: Callable[[list[dict[str, Any]], BaseException], bool] = _no_spool,
         on_error: Callable[[str], None] = _ignore,
+        spool: Path | None = None,
     ) -> None:
         self.url = url
+        self.spool = RowSpool(spool) if spool is not None else None
+        #: Rows in the spool, not yet in the database.
+        self.spooled: list[dict[str, Any]] = []
         self.where = describe_url(url)
         self.sqlite = url.get_backend_name() == "sqlite"
         self.node = node
@@ -142,6 +219,12 @@ class ChainWriter:
             self.seq, self.hash = head
         self._insert_rows = batch_insert(engine)
         self.engine = engine
+        if self.spool is not None:
+            self.spooled = self.spool.load()
+            if self.spooled:  # left by an earlier run: this chain continues after them
+                last = self.spooled[-1]
+                self.seq, self.hash = last["seq"], last["hash"]
+                self._drain()
         return engine
 
     def dispose(self) -> None:
@@ -164,9 +247,13 @@ class ChainWriter:
         return rows
 
     def commit(self, events: Sequence[AuditEvent]) -> bool:
-        """Seal and insert one batch, retrying until it is committed; False if aborted."""
+        """Seal and insert one batch, retrying until it is committed (or, with a spool, until
+        it is spooled); False if aborted."""
         seq, prev = self.seq, self.hash
         rows = self._prepare(events, seq, prev)
+        if self.spooled and not self._drain():
+            self._to_spool(rows)  # order: nothing may overtake the spooled rows
+            return True
         failing_since: float | None = None
         attempt = 0
         coerced = False
@@ -209,6 +296,17 @@ class ChainWriter:
             if failing_since is None:
                 failing_since = now
                 _log.warning("audit write to %s failed, retrying: %s", self.where, self.last_error)
+            # With a spool, a failing batch is spooled at half of write_timeout, well before
+            # waiters on write()/flush() give up at write_timeout without progress.
+            if self.spool is not None and now - failing_since >= self.write_timeout / 2:
+                _log.warning(
+                    "audit database %s down for %.1fs: spooling to %s until it is back",
+                    self.where,
+                    now - failing_since,
+                    self.spool.path,
+                )
+                self._to_spool(rows)
+                break
             if now - failing_since >= self.write_timeout and self.on_persistent_failure(
                 rows, error
             ):
@@ -225,6 +323,47 @@ class ChainWriter:
         self.seq, self.hash = last["seq"], last["hash"]
         self.last_error = None
         return True
+
+    def _to_spool(self, rows: list[dict[str, Any]]) -> None:
+        assert self.spool is not None
+        self.spool.append(rows)
+        self.spooled.extend(rows)
+        last = rows[-1]
+        self.seq, self.hash = last["seq"], last["hash"]
+
+    def _drain(self, chunk: int = 1000) -> bool:
+        """Insert the spooled rows, oldest first, in transactions of ``chunk``; True when the
+        spool is empty. Stops at the first failure (the database is still down)."""
+        assert self.spool is not None
+        while self.spooled:
+            try:
+                head = self._read_head()
+            except SQLAlchemyError:
+                return False
+            if head is not None:  # rows an earlier attempt inserted (its ack was lost)
+                done = [i for i, row in enumerate(self.spooled) if row["seq"] <= head[0]]
+                if done:
+                    self.spooled = self.spooled[done[-1] + 1 :]
+                    self.spool.keep(self.spooled)
+                    continue
+            batch = self.spooled[:chunk]
+            first = batch[0]
+            try:
+                self._insert(batch, first["seq"] - 1, first["prev_hash"])
+            except (SQLAlchemyError, ChainConflictError) as exc:
+                self.last_error = short_error(exc)
+                return False
+            self.spooled = self.spooled[len(batch) :]
+            self.spool.keep(self.spooled)
+            if not self.spooled:
+                _log.warning("audit database %s is back: spool %s replayed", self.where,
+                             self.spool.path)  # fmt: skip
+        return True
+
+    def _read_head(self) -> tuple[int, str] | None:
+        assert self.engine is not None
+        with self.engine.connect() as conn:
+            return read_heads(conn, self.node).get(self.node)
 
     def _insert(self, rows: list[dict[str, Any]], prev_seq: int, prev_hash: str) -> None:
         """Insert ``rows`` and move the head, atomically.

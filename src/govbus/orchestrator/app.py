@@ -116,15 +116,22 @@ def default_dlq_url(audit: str) -> str:
     return audit
 
 
-def make_audit(url: str, *, writer: Literal["process", "thread"] = "process") -> AuditStore:
+def make_audit(
+    url: str,
+    *,
+    writer: Literal["process", "thread"] = "process",
+    spool: str | Path | None = None,
+) -> AuditStore:
     """An audit store from a URL: ``memory://`` or any SQLAlchemy URL or SQLite file path.
 
     ``writer="process"`` (the default) seals and inserts records in a child process, so the
     audit log costs the event loop's core almost nothing; ``"thread"`` keeps it in-process.
+    ``spool`` is a local file for records while the database is down (replayed in order).
     """
     if url in ("memory://", "memory"):
-        return MemoryAuditStore()
-    return SqlAuditStore(url, writer=writer)
+        store: AuditStore = MemoryAuditStore()
+        return SpoolingAuditStore(store, spool) if spool is not None else store
+    return SqlAuditStore(url, writer=writer, spool=spool)
 
 
 class App:
@@ -215,19 +222,19 @@ class App:
             )
         else:
             self._bus = bus
-        self._audit = (
-            audit
-            if not isinstance(audit, str | type(None))
-            else make_audit(audit or DEFAULT_AUDIT_URL)
-        )
-        if audit_spool is not None:
-            if isinstance(self._audit, SqlAuditStore) and durability == "sync":
-                raise ConfigError(
-                    "audit_spool with a SQL audit store needs durability 'batch': a sync write "
-                    "that times out stays queued in the store, and a spooled copy would be "
-                    "committed twice"
-                )
-            self._audit = SpoolingAuditStore(self._audit, audit_spool)
+        if isinstance(audit, str | type(None)):
+            # A SQL store spools sealed records itself (in order, after its writer's retries).
+            self._audit = make_audit(audit or DEFAULT_AUDIT_URL, writer=audit_writer,
+                                     spool=audit_spool)  # fmt: skip
+        elif audit_spool is not None and isinstance(audit, SqlAuditStore):
+            raise ConfigError(
+                "audit_spool= applies to an audit URL; give your SqlAuditStore its spool "
+                "(SqlAuditStore(url, spool=...))"
+            )
+        elif audit_spool is not None:
+            self._audit = SpoolingAuditStore(audit, audit_spool)
+        else:
+            self._audit = audit
         self._durability: Durability = durability
         self._signer = signer
         self._clock = clock

@@ -183,11 +183,13 @@ async def test_an_app_with_an_audit_spool_loses_nothing_while_the_store_is_down(
     assert kinds.count("decision") == 6 and kinds[0] == "admin" and kinds[-1] == "admin"
 
 
-def test_a_sync_sql_audit_cannot_take_a_spool(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="durability 'batch'"):
-        App(
-            "t",
-            audit=f"sqlite:///{tmp_path}/a.db",
-            durability="sync",
-            audit_spool=tmp_path / "s",
-        )
+def test_a_sql_audit_url_gets_the_stores_own_spool(tmp_path: Path) -> None:
+    from govbus.audit import SqlAuditStore
+
+    app = App("t", audit=f"sqlite:///{tmp_path}/a.db", audit_spool=tmp_path / "s",
+              audit_writer="thread")  # fmt: skip
+    assert isinstance(app.audit, SqlAuditStore)
+    assert app.audit._spool == (tmp_path / "s").absolute()
+    assert app.audit._mode == "thread"  # audit_writer is honoured
+    with pytest.raises(ConfigError, match="SqlAuditStore\\(url, spool"):
+        App("t", audit=app.audit, audit_spool=tmp_path / "s")
