@@ -165,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="print only the summary line")
     run.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with a nats:// bus: worker processes to start for the agents (default 2; 0 uses "
+        "workers already running on the bus)",
+    )
+    run.add_argument(
         "--strict",
         action="store_true",
         help="refuse to run unless the policy's sha256 has an approval record "
@@ -344,6 +352,38 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (it is shown on stderr only when stderr is a terminal)",
     )
+    worker = commands.add_parser(
+        "worker",
+        help="run agents of an app in their own process on a distributed bus",
+        description="Run the chosen agents of an app in this process, on a bus shared with other "
+        "processes (nats://HOST:PORT). Processes running the same agent share its work. "
+        "SIGTERM drains: in-flight work finishes and is acknowledged, the audit is flushed.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  govbus worker --bus nats://127.0.0.1:4222 --agents "
+        "portfolio_advisor,portfolio_snapshot --audit postgresql://db/audit",
+    )
+    worker.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        help="the app factory, taking bus= and audit= (default: the example app)",
+    )
+    worker.add_argument("--bus", required=True, metavar="URL", help="nats://HOST:PORT")
+    worker.add_argument(
+        "--agents", metavar="A,B", help="comma-separated agent names (default: all of them)"
+    )
+    worker.add_argument(
+        "--audit",
+        default="sqlite:///.govbus/audit.db",
+        metavar="URL",
+        help="audit store URL; one hash chain per process (default: .govbus/audit.db)",
+    )
+    worker.add_argument(
+        "--policy", metavar="FILE", help="policy YAML passed to the factory as policy="
+    )
+    worker.add_argument(
+        "--drain-timeout", type=float, default=30.0, metavar="S", help="drain on stop (30 s)"
+    )
+
     drill = commands.add_parser("drill", help="run failure drills as a gate")
     drill_cmds = drill.add_subparsers(dest="drill_command", metavar="ACTION", required=True)
     drill_run_cmd = drill_cmds.add_parser(
@@ -434,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     output=args.format,
                     quiet=args.quiet,
                     strict=args.strict,
+                    workers=args.workers,
                 )
             )
         if args.command == "audit":
@@ -469,6 +510,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 output=args.format,
                 progress=not args.no_progress,
+            )
+        if args.command == "worker":
+            from govbus.cli.worker import run_worker
+
+            agents = (
+                [a.strip() for a in args.agents.split(",") if a.strip()] if args.agents else None
+            )
+            return asyncio.run(
+                run_worker(
+                    app_ref=args.app,
+                    bus=args.bus,
+                    agents=agents,
+                    audit=args.audit,
+                    policy=args.policy,
+                    drain_timeout=args.drain_timeout,
+                )
             )
         if args.command == "drill":
             from govbus.cli.drill import drill_run, print_schema

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
+import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
 from rich.console import Console
@@ -12,6 +17,7 @@ from rich.table import Table
 from govbus.audit import verify_url
 from govbus.cli.audit import print_report, report_json
 from govbus.envelope import DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, Message
+from govbus.errors import ConfigError
 from govbus.examples.finance import SCENARIO, create_app
 from govbus.orchestrator import DENIED, FAILED, App
 from govbus.orchestrator.core import PARTIAL
@@ -36,6 +42,67 @@ class StepResult:
     @property
     def as_expected(self) -> bool:
         return self.outcome == self.expected
+
+
+@contextlib.asynccontextmanager
+async def spawn_workers(
+    count: int, *, bus: str, audit: str, policy: str | None, ready_timeout: float = 60.0
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Start ``count`` ``govbus worker`` processes running every agent of the example app
+    (competing consumers), wait until each is attached, and stop them (SIGTERM: they drain)
+    on exit."""
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(count):
+            cmd = [sys.executable, "-m", "govbus", "worker", "--bus", bus, "--audit", audit]
+            if policy is not None:
+                cmd += ["--policy", policy]
+            proc = await asyncio.create_subprocess_exec(*cmd, stderr=asyncio.subprocess.PIPE)
+            procs.append(proc)
+            await _until_ready(proc, ready_timeout)
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def _until_ready(proc: asyncio.subprocess.Process, timeout: float) -> None:
+    assert proc.stderr is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await proc.stderr.readline()).decode(errors="replace")
+                if not line:
+                    raise ConfigError(
+                        f"a worker process exited before it was ready: {''.join(seen[-5:])}"
+                    )
+                seen.append(line)
+                if " agents " in line:
+                    break
+    except TimeoutError:
+        proc.kill()
+        raise ConfigError(f"a worker process was not ready within {timeout:.0f}s") from None
+    # Keep draining its stderr so the worker never blocks on a full pipe.
+    task = asyncio.get_running_loop().create_task(_drain(proc))
+    _PUMPS.add(task)
+    task.add_done_callback(_PUMPS.discard)
+
+
+_PUMPS: set[asyncio.Task[None]] = set()
+
+
+async def _drain(proc: asyncio.subprocess.Process) -> None:
+    assert proc.stderr is not None
+    while await proc.stderr.readline():
+        pass
 
 
 def describe(reply: Message, app: App) -> tuple[str, str]:
@@ -64,12 +131,22 @@ async def run_demo(
     output: str = "table",
     quiet: bool = False,
     strict: bool = False,
+    workers: int = 2,
 ) -> int:
     console = Console()
     app = create_app(policy=policy, bus=bus, audit=audit, strict=strict)
     started = time.perf_counter()
     results: list[StepResult] = []
-    async with app:
+    distributed = bus.startswith("nats:")
+    async with contextlib.AsyncExitStack() as stack:
+        if distributed:
+            # The agents run in worker processes (started here unless --workers 0: then
+            # workers already running on the bus take the work); this process only sends.
+            await stack.enter_async_context(spawn_workers(workers, bus=bus, audit=audit,
+                                                          policy=policy))  # fmt: skip
+            await app.start(agents=[])
+        stack.push_async_callback(app.close)
+        await app.start()
         if output == "table" and not quiet:
             p = app.policy
             console.print(

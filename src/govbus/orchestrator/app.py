@@ -86,15 +86,19 @@ def default_approvals_path() -> Path:
 
 
 def make_bus(url: str, *, dead_letters: DeadLetterStore | None = None) -> Bus:
-    """A bus from a URL: ``memory://`` (default). ``nats://`` arrives with the NATS issue."""
+    """A bus from a URL: ``memory://`` (default, one process) or ``nats://HOST:PORT``
+    (NATS JetStream, the ``nats`` extra)."""
     if url in ("memory://", "memory", ""):
         return InMemoryBus(dead_letters=dead_letters)
     scheme = url.split("://", 1)[0]
     if scheme == "nats":
-        raise ConfigError(
-            f"bus {url!r}: the NATS JetStream bus is not available in this version of govbus; "
-            "use memory://"
-        )
+        try:
+            from govbus.bus.nats import NatsBus
+        except ImportError as exc:
+            raise ConfigError(
+                f"bus {url!r} needs the nats extra: pip install 'govbus[nats]' ({exc})"
+            ) from None
+        return NatsBus(url, dead_letters=dead_letters)
     raise ConfigError(f"unknown bus URL {url!r}: expected memory:// or nats://HOST:PORT")
 
 
@@ -211,7 +215,8 @@ class App:
         self.registry = AgentRegistry()
         self._policy_source = policy
         if isinstance(bus, str | type(None)):
-            if dlq is None:
+            distributed = (bus or "").startswith("nats:")
+            if dlq is None and not distributed:  # NATS keeps dead letters in a stream
                 dlq = default_dlq_url(audit if isinstance(audit, str) else "memory://")
             store = open_dead_letters(dlq) if isinstance(dlq, str) else dlq
             self._bus: Bus = make_bus(bus or "memory://", dead_letters=store)
@@ -246,7 +251,8 @@ class App:
         self.breaker_recovery = breaker_recovery
         self.dead_letter = dead_letter
         self.accept_policies = tuple(accept_policies)
-        #: Where delivered message ids are remembered (None: in memory, ten minutes).
+        #: Where delivered message ids are remembered (None: in memory for ten minutes, or a
+        #: JetStream key-value bucket on a NATS bus).
         self.idempotency: IdempotencyStore | None = None
         #: Retry transient model errors as each model's retry policy says (False: one attempt).
         self.model_retries = True
@@ -394,7 +400,7 @@ class App:
                 on_budget_exhausted=self.on_budget_exhausted,
                 breaker_threshold=self.breaker_threshold,
                 breaker_recovery=self.breaker_recovery,
-                idempotency=self.idempotency,
+                idempotency=self.idempotency or _shared_idempotency(self._bus),
                 dead_letter=self.dead_letter,
                 accept_policies=self.accept_policies,
             )
@@ -607,6 +613,17 @@ class App:
             if self._signer is not None:
                 message = self._signer.sign(message)
         return message
+
+
+def _shared_idempotency(bus: Bus) -> IdempotencyStore | None:
+    """On NATS, delivered message ids are remembered in a JetStream key-value bucket, so a
+    redelivery to any process is recognised; in one process, memory is enough (None)."""
+    if type(bus).__name__ != "NatsBus":
+        return None
+    from govbus.bus.nats import NatsBus, NatsIdempotencyStore
+
+    assert isinstance(bus, NatsBus)
+    return NatsIdempotencyStore(bus)
 
 
 class _ModelSlot:
