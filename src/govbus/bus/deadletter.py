@@ -625,7 +625,9 @@ class SqlDeadLetterStore:
 
 def open_dead_letters(url: str) -> DeadLetterStore:
     """The store ``url`` names: ``"memory"`` (or ``"memory://"``) for a
-    :class:`MemoryDeadLetterStore`, anything else for a :class:`SqlDeadLetterStore`.
+    :class:`MemoryDeadLetterStore`, ``nats://host:port`` for the dead-letter stream of a NATS
+    bus (:class:`~govbus.bus.nats.NatsDeadLetterStore`, the ``nats`` extra), anything else for a
+    :class:`SqlDeadLetterStore`.
 
     Example:
         >>> open_dead_letters("memory").where
@@ -633,4 +635,13 @@ def open_dead_letters(url: str) -> DeadLetterStore:
     """
     if url in ("memory", "memory://"):
         return MemoryDeadLetterStore()
+    if url.startswith(("nats://", "tls://")):
+        try:
+            from govbus.bus.nats import NatsDeadLetterStore
+        except ImportError as exc:
+            raise DeadLetterError(
+                f"dead-letter store {url!r} needs the nats extra: pip install 'govbus[nats]' "
+                f"({exc})"
+            ) from None
+        return NatsDeadLetterStore(url)
     return SqlDeadLetterStore(url)
