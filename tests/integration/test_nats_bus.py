@@ -538,6 +538,27 @@ async def test_idempotency_store_is_shared_by_two_buses(make_bus: BusFactory) ->
     assert sorted(results) == [False] + [True] * 19
 
 
+async def test_a_claim_left_by_a_dead_process_is_taken_over(make_bus: BusFactory) -> None:
+    """A worker claims a message and dies (no done, no forget): once its lease lapses, the
+    redelivery in another process is handled; a key marked done stays a duplicate."""
+    first, second = await make_bus(), await make_bus()
+    bucket = f"idem_{secrets.token_hex(4)}"
+    dead = NatsIdempotencyStore(first, bucket=bucket, ttl=60)
+    alive = NatsIdempotencyStore(second, bucket=bucket, ttl=60)
+    assert await dead.seen("advisor:m-1", lease=0.3) is False
+    assert await alive.seen("advisor:m-1", lease=0.3) is True  # still being handled
+    await asyncio.sleep(0.4)
+    assert await alive.seen("advisor:m-1", lease=5.0) is False  # the lapsed claim is taken over
+    await alive.done("advisor:m-1")
+    await asyncio.sleep(0.1)
+    assert await dead.seen("advisor:m-1", lease=0.01) is True  # handled: a duplicate now
+    # Two processes racing for one lapsed claim: exactly one wins.
+    assert await dead.seen("advisor:m-2", lease=0.1) is False
+    await asyncio.sleep(0.2)
+    results = await asyncio.gather(*(s.seen("advisor:m-2", lease=5.0) for s in [dead, alive] * 5))
+    assert results.count(False) == 1
+
+
 async def test_idempotency_store_accepts_any_key(make_bus: BusFactory) -> None:
     bus = await make_bus()
     store = NatsIdempotencyStore(bus, bucket=f"idem_{secrets.token_hex(4)}", ttl=60)

@@ -102,6 +102,7 @@ import logging
 import math
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -2290,22 +2291,50 @@ class NatsIdempotencyStore:
     def _unavailable(self, action: str, exc: BaseException) -> BusUnavailableError:
         return BusUnavailableError(f"cannot {action} in {self.where}: {_reason(exc)}")
 
-    async def seen(self, key: str) -> bool:
-        """Record ``key``; True if it was already recorded (and has not expired)."""
+    async def seen(self, key: str, *, lease: float | None = None) -> bool:
+        """Record ``key``; True if it was already recorded (and has not expired).
+
+        With ``lease`` the record is a claim until ``now + lease`` (wall clock, so keep leases
+        well above the clock skew between machines): a later ``seen`` after the claim lapsed
+        without :meth:`done` takes it over (compare-and-set on the entry's revision) and gets
+        False, so a message whose handler died with its process is handled elsewhere.
+        """
         encoded = encode_token(key)
+        value = b"" if lease is None else b"claim:%.3f" % (time.time() + lease)
         try:
             kv = await self._bucket()
             for _ in range(3):
                 try:
-                    await kv.create(encoded, b"")
+                    await kv.create(encoded, value)
                 except nats.js.errors.KeyWrongLastSequenceError:
-                    return True
+                    if lease is None:
+                        return True
+                    try:
+                        entry = await kv.get(encoded)
+                    except nats.js.errors.KeyNotFoundError:
+                        continue
+                    held = entry.value or b""
+                    if not held.startswith(b"claim:") or float(held[6:]) > time.time():
+                        return True  # handled, or being handled
+                    try:
+                        await kv.update(encoded, value, last=entry.revision)
+                    except nats.js.errors.KeyWrongLastSequenceError:
+                        return True  # another process took the lapsed claim first
+                    return False
                 except nats.js.errors.KeyNotFoundError:
                     continue  # expired between the failed create and its check: try again
                 return False
             return True
         except (nats.errors.Error, TimeoutError) as exc:
             raise self._unavailable(f"record key {key!r}", exc) from None
+
+    async def done(self, key: str) -> None:
+        """Mark ``key`` handled for the rest of its time to live."""
+        try:
+            kv = await self._bucket()
+            await kv.put(encode_token(key), b"done")
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise self._unavailable(f"mark key {key!r} done", exc) from None
 
     async def forget(self, key: str) -> None:
         """Drop ``key`` (no error if absent), so its next :meth:`seen` returns False."""

@@ -289,8 +289,11 @@ class ForgetfulIdempotency:
     """Idempotency switched off: remembers nothing, so every duplicate is handled again. (The
     can-fail test of the ``duplicate_delivery`` drill.)"""
 
-    async def seen(self, key: str) -> bool:
+    async def seen(self, key: str, *, lease: float | None = None) -> bool:
         return False
+
+    async def done(self, key: str) -> None:
+        return None
 
     async def forget(self, key: str) -> None:
         return None

@@ -64,6 +64,8 @@ _new_tuple = tuple.__new__
 _NO_ATTRS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 SYSTEM_SENDER: Final = "govbus"
+#: Seconds a delivery's idempotency claim outlives the agent's timeout.
+_CLAIM_GRACE: Final = 5.0
 DENIED: Final = "govbus.denied"
 FAILED: Final = "govbus.failed"
 #: Metadata key on a degraded result assembled without some stage: ``"<agent>:<code>"``.
@@ -603,7 +605,9 @@ class Orchestrator:
             await self._fallback(message, card, "agent_paused", "the agent is paused")
             return
         key = f"{card.name}:{message.id}"
-        if await self.idempotency.seen(key):
+        # A claim, not a mark: if this process dies mid-handler, the claim lapses and the
+        # bus's redelivery to another process is handled rather than dropped as a duplicate.
+        if await self.idempotency.seen(key, lease=card.timeout + _CLAIM_GRACE):
             self._rare["duplicates"] += 1
             await self._audit(
                 "delivery", "duplicate", message, recipient=card.name,
@@ -666,6 +670,7 @@ class Orchestrator:
         elapsed_ms = round(elapsed * 1000, 3)
 
         if error is None:
+            await self.idempotency.done(key)
             permit.record_success()
             stats.handled += 1
             self._delivered += 1
@@ -696,6 +701,7 @@ class Orchestrator:
             await self.idempotency.forget(key)  # the redelivery must be handled, not dropped
             await delivery.nack(reason=cause)
             return
+        await self.idempotency.done(key)  # settled: the fallback (or failure) answers it
         if self.dead_letter and message.metadata.get(FALLBACK_OF) is None:
             # The agent gave up on this message: keep it, with why, for inspection and replay
             # (``govbus dlq``). A fallback's own failure is not kept twice.

@@ -92,3 +92,25 @@ async def test_concurrent_deliveries_of_many_ids_each_handled_once() -> None:
 def test_invalid_settings_are_refused(ttl: float, max_keys: int) -> None:
     with pytest.raises(ValueError, match="must"):
         MemoryIdempotencyStore(ttl, max_keys)
+
+
+async def test_a_lapsed_claim_is_taken_over_but_a_done_key_is_not() -> None:
+    now = [0.0]
+    store = MemoryIdempotencyStore(ttl=600.0, max_keys=100, clock=lambda: now[0])
+    assert await store.seen("a", lease=10.0) is False  # claimed
+    assert await store.seen("a", lease=10.0) is True  # being handled
+    now[0] = 11.0  # the claimant died: its claim lapsed
+    assert await store.seen("a", lease=10.0) is False  # taken over
+    await store.done("a")
+    now[0] = 100.0
+    assert await store.seen("a", lease=10.0) is True  # handled: a duplicate, for the ttl
+    now[0] = 700.0
+    assert await store.seen("a", lease=10.0) is False  # expired
+
+
+async def test_without_a_lease_the_first_sighting_counts() -> None:
+    store = MemoryIdempotencyStore(ttl=600.0, max_keys=100)
+    assert await store.seen("b") is False
+    assert await store.seen("b", lease=0.0) is True
+    await store.forget("b")
+    assert await store.seen("b") is False
