@@ -56,9 +56,11 @@ Delivery semantics (as :mod:`govbus.bus.base` states them, with what JetStream a
 * **Attempts**: ``Delivery.attempt`` (and ``message.attempt``) is JetStream's delivery count.
   A nack on attempt ``max_attempts``, or ``term(reason)`` at any attempt, writes the message to
   the dead-letter store with the cause and then acks it on the work stream. The consumer's
-  ``max_deliver`` is ``max_attempts + 3``: the extra deliveries are used only to dead-letter
-  (without calling the handler) a message whose last attempt was never settled (the process
-  died, or ``ack_wait`` passed), or whose dead-lettering failed, so it is not left behind.
+  ``max_deliver`` is ``max_attempts + 3``. A message whose last delivery was never settled
+  (its process died, or ``ack_wait`` passed) is handed to a handler again, up to two
+  deliveries past ``max_attempts``, so a killed worker's work moves to another member; the
+  last extra delivery only dead-letters (without calling the handler), as it does for a
+  message whose dead-lettering failed, so nothing is left behind.
 * **Long handlers**: while a handler runs, the message is marked in progress every
   ``ack_wait / 3`` seconds, so the server does not redeliver it to another member.
 * **Unroutable publishes** are refused: ``publish`` raises ``NoSubscriberError`` unless some
@@ -838,12 +840,12 @@ class _NatsSubscription:
             # Given up on already; only writing the dead letter failed: try that again.
             await self._store_and_ack(msg, self._letter(message, address, *unwritten))
             return
-        if attempt > self._max_attempts:
+        if attempt > self._max_attempts + _UNSETTLED_RETRIES:
             letter = self._letter(
                 message,
                 address,
                 attempt - 1,
-                f"gave up after {attempt - 1} attempt(s): the last delivery was never settled "
+                f"gave up after {attempt - 1} deliveries, the last ones never settled "
                 "(the handler's process stopped, or ack_wait passed)",
             )
             await self._store_and_ack(msg, letter)
@@ -1025,6 +1027,12 @@ class _NatsSubscription:
 
 # --------------------------------------------------------------------------------------------
 # The bus
+
+
+#: Deliveries beyond ``max_attempts`` that still reach a handler when the previous one was never
+#: settled (its process died: ``kill -9``), so the work moves to another member instead of the
+#: dead-letter stream. A handler's own failure on such a delivery dead-letters it as usual.
+_UNSETTLED_RETRIES: Final = 2
 
 
 class NatsBus:
