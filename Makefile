@@ -53,6 +53,7 @@ $(STAMP_BENCH): $(STAMP)
 bench: $(STAMP_BENCH)
 	$(BIN)/python bench/dispatch.py --out bench/dispatch.json
 	$(BIN)/python bench/policy.py --out bench/policy.json
+	$(BIN)/python bench/nats.py --out bench/nats.json
 
 clean:
 	rm -rf $(VENV) .govbus .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import skip_or_fail
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,3 +48,23 @@ def test_policy_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
     accuracy = result["pii_accuracy"]
     if "skipped" not in accuracy:  # the shared corpora are present on development machines
         assert accuracy["govbus"]["credit_card"]["labelled"] > 0
+
+
+@pytest.mark.nats
+def test_nats_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 4222), timeout=1).close()
+    except OSError:
+        skip_or_fail("NATS is not reachable at 127.0.0.1:4222")
+    out = tmp_path / "nats.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "nats.py"), "-n", "200", "--rounds", "1",
+         "--json", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == json.loads(out.read_text())
+    assert result["raw_msgs_per_s"] > 0 and result["governed_msgs_per_s"] > 0
