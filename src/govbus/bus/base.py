@@ -99,6 +99,35 @@ class Delivery(Protocol):
         """Give up now: the message goes to the dead-letter store with ``reason``."""
 
 
+class DeliveryState:
+    """The read side of :class:`Delivery`, shared by the adapters' delivery classes (which add
+    settling): the message, its attempt and address, and whether it is settled."""
+
+    __slots__ = ("_address", "_attempt", "_message", "_settled")
+
+    def __init__(self, message: Message, address: str | None, attempt: int) -> None:
+        self._message = message
+        self._address = address
+        self._attempt = attempt
+        self._settled = False
+
+    @property
+    def message(self) -> Message:
+        return self._message
+
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
+    @property
+    def address(self) -> str | None:
+        return self._address
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
 

@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
-from govbus.bus.base import DeadLetter, DeliveryHandler, Route, Subscription
+from govbus.bus.base import DeadLetter, DeliveryHandler, DeliveryState, Route, Subscription
 from govbus.bus.deadletter import DeadLetterStore, MemoryDeadLetterStore
 from govbus.envelope import Message, TypePattern
 from govbus.errors import BusClosedError, NoSubscriberError, RequestTimeoutError
@@ -89,14 +89,14 @@ class _Group:
         self.queue: asyncio.Queue[_MemoryDelivery] = asyncio.Queue(max_pending)
 
 
-class _MemoryDelivery:
+class _MemoryDelivery(DeliveryState):
     """One delivery attempt of one message to one consumer group.
 
     Implements :class:`~govbus.bus.base.Delivery`. Settling twice is a no-op: the first
     ``ack``/``nack``/``term`` wins.
     """
 
-    __slots__ = ("_address", "_attempt", "_bus", "_group", "_message", "_settled", "_subscriber")
+    __slots__ = ("_bus", "_group", "_subscriber")
 
     def __init__(
         self,
@@ -108,27 +108,8 @@ class _MemoryDelivery:
     ) -> None:
         self._bus = bus
         self._group = group
-        self._message = message
-        self._address = address
-        self._attempt = attempt
-        self._settled = False
+        super().__init__(message, address, attempt)
         self._subscriber = group.label
-
-    @property
-    def message(self) -> Message:
-        return self._message
-
-    @property
-    def attempt(self) -> int:
-        return self._attempt
-
-    @property
-    def address(self) -> str | None:
-        return self._address
-
-    @property
-    def settled(self) -> bool:
-        return self._settled
 
     async def ack(self) -> None:
         """The message is done; it will not be delivered again. No-op if already settled."""

@@ -121,7 +121,7 @@ from nats.aio.subscription import Subscription as CoreSubscription
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
-from govbus.bus.base import DeadLetter, DeliveryHandler, Route, Subscription
+from govbus.bus.base import DeadLetter, DeliveryHandler, DeliveryState, Route, Subscription
 from govbus.bus.deadletter import (
     MIN_PREFIX,
     DeadLetterStore,
@@ -403,14 +403,14 @@ class _Held:
         self.since = since
 
 
-class _NatsDelivery:
+class _NatsDelivery(DeliveryState):
     """One delivery attempt of one message to one subscription.
 
     Implements :class:`~govbus.bus.base.Delivery`. Settling twice is a no-op: the first
     ``ack``/``nack``/``term`` wins.
     """
 
-    __slots__ = ("_address", "_attempt", "_held", "_message", "_settled", "_sub")
+    __slots__ = ("_held", "_sub")
 
     def __init__(
         self,
@@ -422,26 +422,7 @@ class _NatsDelivery:
     ) -> None:
         self._sub = sub
         self._held = held
-        self._message = message
-        self._address = address
-        self._attempt = attempt
-        self._settled = False
-
-    @property
-    def message(self) -> Message:
-        return self._message
-
-    @property
-    def attempt(self) -> int:
-        return self._attempt
-
-    @property
-    def address(self) -> str | None:
-        return self._address
-
-    @property
-    def settled(self) -> bool:
-        return self._settled
+        super().__init__(message, address, attempt)
 
     async def ack(self) -> None:
         """The message is done; it will not be delivered again. No-op if already settled."""
