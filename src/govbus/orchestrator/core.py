@@ -596,14 +596,10 @@ class Orchestrator:
         if self.killswitch.is_paused(card.name):
             if self.killswitch.mode(card.name) == "hold":
                 await self.killswitch.wait_resumed(card.name)
-            decided = message.metadata.get(POLICY_SHA256)
-        if decided not in self.accepted_policies:
-            await self._refuse_policy(message, card, delivery, decided)
-            return
-        if self.killswitch.is_paused(card.name):
-            await self._audit("delivery", "agent_paused", message, recipient=card.name, data={})
-            await self._fallback(message, card, "agent_paused", "the agent is paused")
-            return
+            if self.killswitch.is_paused(card.name):
+                await self._audit("delivery", "agent_paused", message, recipient=card.name, data={})
+                await self._fallback(message, card, "agent_paused", "the agent is paused")
+                return
         key = f"{card.name}:{message.id}"
         # A claim, not a mark: if this process dies mid-handler, the claim lapses and the
         # bus's redelivery to another process is handled rather than dropped as a duplicate.
