@@ -176,7 +176,9 @@ class App:
             decided under any other policy is refused, audited and answered ``govbus.failed``
             (``policy_mismatch``).
         audit_spool: a local file that takes audit records, in order, while the audit store
-            refuses them (:class:`~govbus.audit.SpoolingAuditStore`), replayed when it is back.
+            cannot write them, replayed when it is back: the SQL store's own spool of sealed
+            records for an audit URL, :class:`~govbus.audit.SpoolingAuditStore` around a store
+            object.
 
     The ``alert`` hook and the resilience settings (``budgets``, ``on_budget_exhausted``,
     ``breaker_threshold``, ``breaker_recovery``, ``dead_letter``, ``idempotency``) are public
