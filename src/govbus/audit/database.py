@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, Connection, Engine, RowMapping
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from govbus.audit.base import AuditRecord, VerifyReport
 from govbus.audit.chain import (
@@ -33,6 +33,7 @@ from govbus.audit.chain import (
     ChainVerifier,
     row_to_record,
 )
+from govbus.dburl import describe_db_url, normalize_db_url
 from govbus.errors import AuditError, AuditUnavailableError
 
 __all__ = [
@@ -206,48 +207,26 @@ def migrate(engine: Engine, where: str) -> None:
 
 
 def normalize_url(url: str | URL) -> URL:
-    """Turn a database URL or a bare file path into the URL the store connects to.
-
-    A bare path (no ``://``) means a SQLite file. A relative SQLite path is made absolute against
-    the current working directory now, so a later ``chdir`` cannot switch files. A plain
-    ``postgresql://`` URL gets the psycopg 3 driver (the ``postgres`` extra).
+    """Turn a database URL or a bare file path into the URL the store connects to (see
+    :func:`govbus.dburl.normalize_db_url`).
 
     Raises:
-        AuditError: the URL cannot be parsed or names an in-memory SQLite database (each
-            connection would see its own empty database; use ``MemoryAuditStore``).
+        AuditError: the URL is empty, cannot be parsed, or names an in-memory SQLite database
+            (each connection would see its own empty database; use ``MemoryAuditStore``).
 
     Example:
         >>> normalize_url("postgresql://u@db/audit").drivername
         'postgresql+psycopg'
     """
-    if isinstance(url, URL):
-        parsed = url
-    elif "://" not in url:
-        parsed = URL.create("sqlite", database=url)
-    else:
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise AuditError(f"cannot parse audit database URL {url!r}: {exc}") from exc
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:" or database.startswith("file::memory:"):
-            raise AuditError(
-                "an in-memory SQLite audit database is not supported (every connection would "
-                "see a different empty database); use a file path or MemoryAuditStore"
-            )
-        if not parsed.query.get("uri"):
-            parsed = parsed.set(database=os.path.abspath(os.path.expanduser(database)))
-    return parsed
+    return normalize_db_url(
+        url,
+        what="audit database",
+        error=AuditError,
+        memory_hint="use a file path or MemoryAuditStore",
+    )
 
 
-def describe_url(url: URL) -> str:
-    """Where the store is, for error messages: the file for SQLite, else the URL sans password."""
-    if url.get_backend_name() == "sqlite" and url.database:
-        return url.database
-    return url.render_as_string(hide_password=True)
+describe_url = describe_db_url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

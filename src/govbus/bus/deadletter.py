@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -32,10 +31,11 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
+from sqlalchemy.engine import URL, Connection, Engine, RowMapping
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from govbus.bus.base import DeadLetter
+from govbus.dburl import describe_db_url, normalize_db_url
 from govbus.envelope import Message
 from govbus.errors import DeadLetterError, DeadLetterNotFoundError, GovbusError
 
@@ -295,65 +295,19 @@ _table = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
 )
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-
-
-def _mask_password(url: str) -> str:
-    """``url`` with anything that looks like a password replaced, for messages about a URL
-    SQLAlchemy could not parse (so it cannot hide the password itself)."""
-    return _PASSWORD_IN_URL.sub(r"\1***@", url)
-
 
 def _normalize_url(url: str) -> URL:
-    """The URL a :class:`SqlDeadLetterStore` connects to.
-
-    A bare path (no ``://``) is a SQLite file; a relative SQLite path is made absolute now, so a
-    later ``chdir`` cannot switch files; ``postgresql://`` gets the psycopg 3 driver.
-
-    Raises:
-        DeadLetterError: the URL is empty or cannot be parsed, or it names an in-memory SQLite
-            database (every connection would see its own empty database).
-
-    Example:
-        >>> _normalize_url("postgresql://u@db/app").drivername
-        'postgresql+psycopg'
-    """
-    if not url.strip():
-        raise DeadLetterError("the dead-letter store URL is empty")
-    if "://" not in url:
-        parsed = URL.create("sqlite", database=url)
-    else:
-        try:
-            parsed = make_url(url)
-        except (ArgumentError, ValueError) as exc:
-            raise DeadLetterError(
-                f"cannot parse dead-letter store URL {_mask_password(url)!r}: {exc}"
-            ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        in_memory = (
-            not database
-            or database == ":memory:"
-            or database.startswith("file::memory:")
-            or parsed.query.get("mode") == "memory"
-        )
-        if in_memory:
-            raise DeadLetterError(
-                "an in-memory SQLite dead-letter store is not supported (every connection "
-                "would see a different empty database); use a file path, or 'memory' for "
-                "MemoryDeadLetterStore"
-            )
-        if database is not None and not parsed.query.get("uri"):
-            parsed = parsed.set(database=os.path.abspath(os.path.expanduser(database)))
-    return parsed
+    """The URL a :class:`SqlDeadLetterStore` connects to (see
+    :func:`govbus.dburl.normalize_db_url`)."""
+    return normalize_db_url(
+        url,
+        what="dead-letter store",
+        error=DeadLetterError,
+        memory_hint="use a file path, or 'memory' for MemoryDeadLetterStore",
+    )
 
 
-def _describe(url: URL) -> str:
-    if url.get_backend_name() == "sqlite" and url.database:
-        return url.database
-    return url.render_as_string(hide_password=True)
+_describe = describe_db_url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
