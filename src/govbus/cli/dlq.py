@@ -21,10 +21,11 @@ from rich.table import Table
 from govbus.bus import DeadLetter, DeadLetterStore, InMemoryBus, open_dead_letters
 from govbus.cli.redteam import _stdout_console
 from govbus.drills import load_factory
-from govbus.envelope import DEGRADED, FALLBACK_CAUSE
-from govbus.orchestrator import DENIED, FAILED, App
+from govbus.envelope import FALLBACK_CAUSE, Message
+from govbus.orchestrator import App, outcome
 from govbus.orchestrator.app import default_dlq_url
 from govbus.orchestrator.config import DEFAULT_AUDIT_URL
+from govbus.orchestrator.core import PARTIAL
 
 DEFAULT_DLQ_URL = default_dlq_url(DEFAULT_AUDIT_URL)
 
@@ -139,20 +140,24 @@ def dlq_replay(
         async with app:
             for letter in chosen:
                 reply = await app.replay(letter, timeout=timeout, by=who, store=store)
-                outcome = _outcome(reply.type, reply.metadata, reply.payload)
-                bad += reply.type in (DENIED, FAILED)
+                bad += outcome(reply) in ("denied", "failed")
                 what = f"{letter.message.type} for {letter.address}"
-                print(f"replayed {letter.id} ({what}): {outcome}")
+                print(f"replayed {letter.id} ({what}): {_outcome(reply)}")
         return 1 if bad else 0
 
     return int(asyncio.run(_with_store(where, work)))
 
 
-def _outcome(type: str, metadata: dict[str, str], payload: dict[str, Any]) -> str:
-    if type == DENIED:
-        return f"denied by {payload.get('check')} ({payload.get('code')})"
-    if type == FAILED:
-        return f"failed ({payload.get('code')}); a new dead letter holds it if the agent gave up"
-    if metadata.get(DEGRADED) == "true":
-        return f"degraded (fallback, cause {metadata.get(FALLBACK_CAUSE, '?')})"
+def _outcome(reply: Message) -> str:
+    ended = outcome(reply)
+    if ended == "denied":
+        return f"denied by {reply.payload.get('check')} ({reply.payload.get('code')})"
+    if ended == "failed":
+        return (
+            f"failed ({reply.payload.get('code')}); a new dead letter holds it if the agent gave up"
+        )
+    if ended == "degraded":
+        cause = reply.metadata.get(FALLBACK_CAUSE)
+        missing = reply.metadata.get(PARTIAL, "?")
+        return f"degraded ({f'fallback, cause {cause}' if cause else f'a part missing: {missing}'})"
     return "ok"

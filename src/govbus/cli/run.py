@@ -16,10 +16,10 @@ from rich.table import Table
 
 from govbus.audit import verify_url
 from govbus.cli.audit import print_report, report_json
-from govbus.envelope import DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, Message
+from govbus.envelope import FALLBACK_CAUSE, FALLBACK_OF, Message
 from govbus.errors import ConfigError
 from govbus.examples.finance import SCENARIO, create_app
-from govbus.orchestrator import DENIED, FAILED, App
+from govbus.orchestrator import App, outcome
 from govbus.orchestrator.core import PARTIAL
 
 _STYLE = {
@@ -106,12 +106,14 @@ async def _drain(proc: asyncio.subprocess.Process) -> None:
 
 
 def describe(reply: Message, app: App) -> tuple[str, str]:
-    """(outcome, detail) of a reply, for people."""
-    if reply.type == DENIED:
+    """(outcome, detail) of a reply, for people; a degraded reply without a fallback (a part
+    missing) is shown as ``partial``."""
+    ended = outcome(reply)
+    if ended == "denied":
         return "denied", f"{reply.payload.get('check')} ({reply.payload.get('code')})"
-    if reply.type == FAILED:
+    if ended == "failed":
         return "failed", f"{reply.payload.get('agent')} ({reply.payload.get('code')})"
-    if reply.metadata.get(DEGRADED) == "true":
+    if ended == "degraded":
         replaced = reply.metadata.get(FALLBACK_OF)
         if replaced is not None:
             card = app.registry.card(replaced)

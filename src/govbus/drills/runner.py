@@ -51,9 +51,9 @@ from govbus.drills.faults import (
     Trigger,
 )
 from govbus.drills.spec import AGENT_FAULTS, MECHANISMS, Bound, Drill, DrillMessage
-from govbus.envelope import DEGRADED, FALLBACK_CAUSE, Message
+from govbus.envelope import FALLBACK_CAUSE, Message
 from govbus.errors import DrillError, EnvelopeError, GovbusError
-from govbus.orchestrator import DENIED, FAILED, Alert, App
+from govbus.orchestrator import Alert, App, outcome
 from govbus.registry import Agent
 from govbus.resilience import Budget
 
@@ -127,11 +127,7 @@ class _Sent:
 
     @property
     def outcome(self) -> str:
-        if self.reply.type == DENIED:
-            return "denied"
-        if self.reply.type == FAILED:
-            return "failed"
-        return "degraded" if self.reply.metadata.get(DEGRADED) == "true" else "ok"
+        return outcome(self.reply)
 
 
 def load_factory(ref: str) -> Callable[..., App]:

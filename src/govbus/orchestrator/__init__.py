@@ -4,6 +4,7 @@ from govbus.orchestrator.alerts import alert_json, webhook
 from govbus.orchestrator.app import App, make_audit, make_bus
 from govbus.orchestrator.config import AppConfig, AuditConfig
 from govbus.orchestrator.core import (
+    DEGRADATION_KEYS,
     DENIED,
     FAILED,
     SYSTEM_SENDER,
@@ -14,9 +15,11 @@ from govbus.orchestrator.core import (
     DispatchReport,
     Orchestrator,
     RecipientDecision,
+    outcome,
 )
 
 __all__ = [
+    "DEGRADATION_KEYS",
     "DENIED",
     "FAILED",
     "SYSTEM_SENDER",
@@ -33,5 +36,6 @@ __all__ = [
     "alert_json",
     "make_audit",
     "make_bus",
+    "outcome",
     "webhook",
 ]

@@ -35,9 +35,6 @@ from govbus.audit import (
 )
 from govbus.bus import Bus, DeadLetter, DeadLetterStore, InMemoryBus, open_dead_letters
 from govbus.envelope import (
-    DEGRADED,
-    FALLBACK_CAUSE,
-    FALLBACK_OF,
     REPLY_TO,
     TRACEPARENT,
     HmacSigner,
@@ -49,6 +46,7 @@ from govbus.models import ChatModel, ChatRequest, ChatResponse, govern
 from govbus.orchestrator.alerts import webhook
 from govbus.orchestrator.config import DEFAULT_AUDIT_URL, AppConfig
 from govbus.orchestrator.core import (
+    DEGRADATION_KEYS,
     AlertHook,
     Clock,
     DispatchReport,
@@ -65,7 +63,6 @@ log = logging.getLogger("govbus.app")
 
 #: Metadata key on a replayed dead letter: the id of the message it replays.
 REPLAY_OF = "replay_of"
-_DEGRADATION = (DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, "partial")
 
 _UNRESTRICTED = """\
 apiVersion: govbus/v1
@@ -465,7 +462,7 @@ class App:
         original = letter.message
         target = letter.address if letter.address in self.registry else original.to
         metadata = {
-            k: v for k, v in original.metadata.items() if k not in (REPLY_TO, *_DEGRADATION)
+            k: v for k, v in original.metadata.items() if k not in (REPLY_TO, *DEGRADATION_KEYS)
         }
         metadata[REPLAY_OF] = original.id
         message = original.model_copy(

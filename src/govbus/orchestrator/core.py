@@ -70,7 +70,21 @@ DENIED: Final = "govbus.denied"
 FAILED: Final = "govbus.failed"
 #: Metadata key on a degraded result assembled without some stage: ``"<agent>:<code>"``.
 PARTIAL: Final = "partial"
-_DEGRADATION_KEYS: Final[tuple[str, ...]] = (DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, PARTIAL)
+#: Metadata keys that mark a result degraded (and say why); they travel along a causal chain.
+DEGRADATION_KEYS: Final[tuple[str, ...]] = (DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, PARTIAL)
+
+Outcome = Literal["ok", "degraded", "denied", "failed"]
+
+
+def outcome(reply: Message) -> Outcome:
+    """How a request ended, from its answer: ``denied`` (``govbus.denied``), ``failed``
+    (``govbus.failed``), ``degraded`` (marked so: a fallback or a missing part), else ``ok``."""
+    if reply.type == DENIED:
+        return "denied"
+    if reply.type == FAILED:
+        return "failed"
+    return "degraded" if reply.metadata.get(DEGRADED) == "true" else "ok"
+
 
 Clock = Callable[[], datetime]
 
@@ -223,7 +237,7 @@ class DeliveryContext:
     def _note(self, reply: Message) -> None:
         found: dict[str, str]
         if reply.metadata.get(DEGRADED) == "true":
-            found = {k: reply.metadata[k] for k in _DEGRADATION_KEYS if k in reply.metadata}
+            found = {k: reply.metadata[k] for k in DEGRADATION_KEYS if k in reply.metadata}
         elif reply.type in (FAILED, DENIED):
             who = reply.payload.get("agent") or reply.payload.get("check") or "?"
             found = {DEGRADED: "true", PARTIAL: f"{who}:{reply.payload.get('code', '?')}"}
@@ -797,7 +811,7 @@ class Orchestrator:
         inherited = degradation or {}
         if cause.metadata.get(DEGRADED) == "true":
             inherited = {
-                **{k: cause.metadata[k] for k in _DEGRADATION_KEYS if k in cause.metadata},
+                **{k: cause.metadata[k] for k in DEGRADATION_KEYS if k in cause.metadata},
                 **inherited,
             }
         if inherited and out.metadata.get(DEGRADED) != "true":
