@@ -50,7 +50,14 @@ from govbus.drills.faults import (
     SharedPool,
     Trigger,
 )
-from govbus.drills.spec import AGENT_FAULTS, MECHANISMS, Bound, Drill, DrillMessage
+from govbus.drills.spec import (
+    AGENT_FAULTS,
+    MECHANISMS,
+    AgentSettings,
+    Bound,
+    Drill,
+    DrillMessage,
+)
 from govbus.envelope import FALLBACK_CAUSE, Message
 from govbus.errors import DrillError, EnvelopeError, GovbusError
 from govbus.orchestrator import Alert, App, outcome
@@ -334,7 +341,7 @@ def _install(
         card = app.registry.get(name).card
         update: dict[str, Any] = {
             k: v
-            for k, v in spec.settings.agents.get(name, _NO_SETTINGS).model_dump().items()
+            for k, v in spec.settings.agents.get(name, AgentSettings()).model_dump().items()
             if v is not None
         }
         if "fallback" in off:
@@ -372,15 +379,6 @@ async def _catch_up(spool: SpoolingAuditStore) -> None:
 
 def _instead(replacement: Agent, _original: Agent) -> Agent:
     return replacement
-
-
-class _NoSettings:
-    @staticmethod
-    def model_dump() -> dict[str, Any]:
-        return {}
-
-
-_NO_SETTINGS = _NoSettings()
 
 
 def _pool_size(app: App, triggers: list[Trigger]) -> int:
