@@ -14,21 +14,15 @@ import sqlalchemy as sa
 from govbus.audit import SqlAuditStore, count_url, verify_url
 from tests.tcp_proxy import TcpProxy
 
-from .test_sql_store_postgres import URL, event, skip_or_fail
+from .conftest import POSTGRES_URL as URL
+from .test_sql_store_postgres import event
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def proxy_url() -> Iterator[tuple[TcpProxy, str, str]]:
+def proxy_url(engine: sa.Engine) -> Iterator[tuple[TcpProxy, str, str]]:
     target = sa.engine.make_url(URL)
-    engine = sa.create_engine(URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        engine.dispose()
-        skip_or_fail(f"PostgreSQL not reachable at {URL}: {exc}")
     node = f"pytest-spool-{uuid.uuid4().hex[:10]}"
     with TcpProxy((target.host or "127.0.0.1", target.port or 5432)) as proxy:
         url = target.set(port=proxy.port, query={"connect_timeout": "2"})
@@ -36,7 +30,6 @@ def proxy_url() -> Iterator[tuple[TcpProxy, str, str]]:
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_records WHERE node = :n"), {"n": node})
         conn.execute(sa.text("DELETE FROM audit_heads WHERE node = :n"), {"n": node})
-    engine.dispose()
 
 
 @pytest.mark.parametrize("writer", ["thread", "process"])

@@ -9,7 +9,6 @@ need a table holding only their own letters.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,31 +21,9 @@ from govbus.bus.deadletter import TABLE_NAME, DeadLetterStore, SqlDeadLetterStor
 from govbus.errors import DeadLetterError
 from tests.unit.bus.test_deadletter import T0, MakeStore, StoreContract, letter
 
+from .conftest import POSTGRES_URL as URL
+
 pytestmark = pytest.mark.postgres
-
-URL = os.environ.get(
-    "GOVBUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip when PostgreSQL is missing, or fail when CI requires services."""
-    if os.environ.get("GOVBUS_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (GOVBUS_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[sa.Engine]:
-    eng = sa.create_engine(URL, connect_args={"connect_timeout": 3})
-    try:
-        with eng.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        eng.dispose()
-        skip_or_fail(f"PostgreSQL not reachable at {URL}: {exc}")
-    yield eng
-    eng.dispose()
 
 
 def drop_table(engine: sa.Engine) -> None:

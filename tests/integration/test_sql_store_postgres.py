@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,34 +19,13 @@ import sqlalchemy as sa
 from govbus.audit import SqlAuditStore, count_url, verify_url
 from govbus.audit.base import AuditEvent
 
+from .conftest import POSTGRES_URL as URL
+
 pytestmark = pytest.mark.postgres
 
-URL = os.environ.get(
-    "GOVBUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
 MakeStore = Callable[..., SqlAuditStore]
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip when PostgreSQL is missing, or fail when CI requires services."""
-    if os.environ.get("GOVBUS_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (GOVBUS_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[sa.Engine]:
-    eng = sa.create_engine(URL, connect_args={"connect_timeout": 3})
-    try:
-        with eng.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        eng.dispose()
-        skip_or_fail(f"PostgreSQL not reachable at {URL}: {exc}")
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
