@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
@@ -289,8 +290,9 @@ class InMemoryBus:
         self.abandoned = 0
         self._dead: DeadLetterStore = dead_letters or MemoryDeadLetterStore(dead_letter_limit)
         self._dead_writes: set[asyncio.Task[None]] = set()
-        #: Dead letters the store refused (logged as errors; the message is not lost silently).
-        self.dead_letter_failures = 0
+        #: Dead letters the store refused (a database that went away): kept here, newest
+        #: ``dead_letter_limit``, and still listed by :meth:`dead_letters`.
+        self.unstored_dead_letters: deque[DeadLetter] = deque(maxlen=dead_letter_limit)
         self._named_groups: dict[str, _Group] = {}
         self._active_groups: list[_Group] = []
         self._routes: dict[tuple[str, str | None], tuple[_Group, ...]] = {}
@@ -732,9 +734,11 @@ class InMemoryBus:
         try:
             await self._dead.put(letter)
         except Exception as exc:
-            self.dead_letter_failures += 1
+            self.unstored_dead_letters.append(letter)
             logger.error(
-                "could not store dead letter for message %s (type %s, cause %s) in %s: %s",
+                "could not store dead letter %s for message %s (type %s, cause %s) in %s: %s; "
+                "kept in this process's memory (bus.unstored_dead_letters) instead",
+                letter.id,
                 letter.message.id,
                 letter.message.type,
                 letter.cause,
@@ -752,9 +756,13 @@ class InMemoryBus:
         return self._dead
 
     async def dead_letters(self) -> list[DeadLetter]:
-        """Dead letters, oldest first (the store may keep only the newest)."""
+        """Dead letters, oldest first (the store may keep only the newest), including any the
+        store refused (:attr:`unstored_dead_letters`)."""
         await self._stored()
-        return await self._dead.entries()
+        stored = await self._dead.entries()
+        if not self.unstored_dead_letters:
+            return stored
+        return sorted([*stored, *self.unstored_dead_letters], key=lambda d: (d.at, d.id))
 
 
 if TYPE_CHECKING:

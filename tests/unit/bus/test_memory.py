@@ -279,6 +279,34 @@ async def test_handler_exception_is_logged_without_payload(
     assert "IBAN-SECRET" in letters[0].cause  # the full repr is kept, but only in memory
 
 
+async def test_a_dead_letter_the_store_refuses_is_kept_in_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The dead-letter database went away: the letter stays listed, and the log says where."""
+    from govbus.bus.base import DeadLetter
+    from govbus.bus.deadletter import MemoryDeadLetterStore
+    from govbus.errors import DeadLetterError
+
+    class Down(MemoryDeadLetterStore):
+        async def put(self, letter: DeadLetter) -> None:
+            raise DeadLetterError("cannot write dead letter: connection refused")
+
+    bus = InMemoryBus(dead_letters=Down())
+
+    async def handle(delivery: Delivery) -> None:
+        await delivery.term("poison")
+
+    await bus.subscribe(handle, recipient="worker")
+    message = Message(type="task.do", sender="t", to="worker")
+    await bus.publish(message)
+    await _until(lambda: bus.dead_letter_total == 1)
+    (letter,) = await bus.dead_letters()
+    assert letter.message.id == message.id and letter.cause == "poison"
+    assert list(bus.unstored_dead_letters) == [letter]
+    assert "kept in this process's memory" in caplog.text and message.id in caplog.text
+    await bus.close()
+
+
 async def test_worker_survives_handler_exceptions(bus: InMemoryBus) -> None:
     """A raising handler (even one raising CancelledError itself) does not kill its worker."""
     handled: list[int] = []
