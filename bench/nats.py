@@ -17,21 +17,20 @@ server's other streams are untouched.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import secrets
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path and its name would shadow the
 # nats-py package it measures: drop the folder before importing it.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import secrets  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
 
 import nats  # noqa: E402
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig  # noqa: E402
