@@ -20,9 +20,8 @@ from rich.table import Table
 
 from govbus.bus import DeadLetter, DeadLetterStore, InMemoryBus, open_dead_letters
 from govbus.cli.redteam import _stdout_console
-from govbus.drills import load_factory
 from govbus.envelope import FALLBACK_CAUSE, Message
-from govbus.orchestrator import App, outcome
+from govbus.orchestrator import load_app, outcome
 from govbus.orchestrator.app import default_dlq_url
 from govbus.orchestrator.config import DEFAULT_AUDIT_URL
 from govbus.orchestrator.core import PARTIAL
@@ -126,7 +125,6 @@ def dlq_replay(
     """Replay entries through the app's governance; exit 1 if any answer is not a reply."""
     where = url or DEFAULT_DLQ_URL
     who = by or os.environ.get("USER") or "cli"
-    factory = load_factory(app_ref or "govbus.examples.finance:create_app")
 
     async def work(store: DeadLetterStore) -> int:
         chosen = await store.entries() if replay_all else [await store.get(e) for e in entries]
@@ -135,7 +133,11 @@ def dlq_replay(
             return 0
         # The app's bus keeps its dead letters in the same store: a replay that fails again
         # comes back to it as a new entry. Same factory contract as drills: bus= and audit=.
-        app: App = factory(bus=InMemoryBus(dead_letters=store), audit=audit or DEFAULT_AUDIT_URL)
+        app = load_app(
+            app_ref or "govbus.examples.finance:create_app",
+            bus=InMemoryBus(dead_letters=store),
+            audit=audit or DEFAULT_AUDIT_URL,
+        )
         bad = 0
         async with app:
             for letter in chosen:

@@ -14,9 +14,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from govbus.drills import load_factory
 from govbus.errors import ConfigError
-from govbus.orchestrator import App
+from govbus.orchestrator import load_app
 
 DEFAULT_APP = "govbus.examples.finance:create_app"
 
@@ -32,14 +31,8 @@ async def run_worker(
     ready: asyncio.Event | None = None,
 ) -> int:
     app_ref = app_ref or DEFAULT_APP
-    factory = load_factory(app_ref)
     extra = {"policy": policy} if policy is not None else {}
-    try:
-        app = factory(bus=bus, audit=audit, **extra)
-    except TypeError as exc:
-        raise ConfigError(f"app {app_ref!r}: cannot build it with bus=, audit= ({exc})") from None
-    if not isinstance(app, App):
-        raise ConfigError(f"app {app_ref!r}: the factory returned {type(app).__name__}, not App")
+    app = load_app(app_ref, bus=bus, audit=audit, **extra)
     names = list(agents) if agents else [a.card.name for a in app.registry]
     unknown = [n for n in names if n not in app.registry]
     if unknown:

@@ -16,7 +16,7 @@ from govbus.drills.faults import (
     SharedPool,
     Trigger,
 )
-from govbus.drills.runner import Check, DrillResult, load_factory, run_drill, run_drills
+from govbus.drills.runner import Check, DrillResult, run_drill, run_drills
 from govbus.drills.spec import (
     MECHANISMS,
     Drill,
@@ -46,7 +46,6 @@ __all__ = [
     "find_drills",
     "generated_schema",
     "load_drill",
-    "load_factory",
     "parse_drill",
     "run_drill",
     "run_drills",

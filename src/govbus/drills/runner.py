@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import math
 import tempfile
 import time
@@ -60,7 +59,7 @@ from govbus.drills.spec import (
 )
 from govbus.envelope import FALLBACK_CAUSE, Message
 from govbus.errors import DrillError, EnvelopeError, GovbusError
-from govbus.orchestrator import Alert, App, outcome
+from govbus.orchestrator import Alert, App, load_app, outcome
 from govbus.registry import Agent
 from govbus.resilience import Budget
 
@@ -137,23 +136,6 @@ class _Sent:
         return outcome(self.reply)
 
 
-def load_factory(ref: str) -> Callable[..., App]:
-    """The app factory named ``MODULE:ATTR``.
-
-    Raises:
-        DrillError: the module cannot be imported or has no such callable.
-    """
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise DrillError(f"app {ref!r}: cannot import module {module_name!r}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise DrillError(f"app {ref!r}: module {module_name!r} has no callable {attr!r}")
-    return factory  # type: ignore[no-any-return]
-
-
 async def run_drill(drill: Drill, *, disable: Iterable[str] = ()) -> DrillResult:
     """Run ``drill`` on a fresh app and check its expectations. Never raises for a failing
     drill: problems (a bad app reference, an unknown agent) are the result's ``error``."""
@@ -227,15 +209,7 @@ async def _run(drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult
         if trigger.fault.kind == "duplicate_delivery":
             bus = DuplicatingBus(bus, trigger)
 
-    factory = load_factory(spec.app)
-    try:
-        app = factory(bus=bus, audit=audit)
-    except TypeError as exc:
-        raise DrillError(
-            f"app {spec.app!r}: the factory must accept keyword arguments bus and audit ({exc})"
-        ) from None
-    if not isinstance(app, App):
-        raise DrillError(f"app {spec.app!r}: the factory returned {type(app).__name__}, not App")
+    app = load_app(spec.app, bus=bus, audit=audit)
 
     alerts: Counter[str] = Counter()
     previous = app.alert

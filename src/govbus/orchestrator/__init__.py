@@ -1,7 +1,7 @@
 """The orchestrator layer: the governed dispatch path and the ``App`` facade."""
 
 from govbus.orchestrator.alerts import alert_json, webhook
-from govbus.orchestrator.app import App, make_audit, make_bus
+from govbus.orchestrator.app import App, load_app, make_audit, make_bus
 from govbus.orchestrator.config import AppConfig, AuditConfig
 from govbus.orchestrator.core import (
     DEGRADATION_KEYS,
@@ -34,6 +34,7 @@ __all__ = [
     "Orchestrator",
     "RecipientDecision",
     "alert_json",
+    "load_app",
     "make_audit",
     "make_bus",
     "outcome",

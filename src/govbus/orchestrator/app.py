@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -133,6 +134,33 @@ def make_audit(
         store: AuditStore = MemoryAuditStore()
         return SpoolingAuditStore(store, spool) if spool is not None else store
     return SqlAuditStore(url, writer=writer, spool=spool)
+
+
+def load_app(ref: str, **kwargs: Any) -> App:
+    """Build the app an app factory ``MODULE:FACTORY`` makes, passing ``kwargs``: the contract
+    of ``govbus worker``, ``govbus dlq replay`` and drills (``bus=`` and ``audit=``, and
+    ``policy=`` when given).
+
+    Raises:
+        ConfigError: the module cannot be imported, has no such callable, the callable does
+            not take these keyword arguments, or it does not return an :class:`App`.
+    """
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"app {ref!r}: cannot import module {module_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"app {ref!r}: module {module_name!r} has no callable {attr!r}")
+    try:
+        app = factory(**kwargs)
+    except TypeError as exc:
+        wanted = ", ".join(f"{k}=" for k in kwargs)
+        raise ConfigError(f"app {ref!r}: the factory must accept {wanted} ({exc})") from None
+    if not isinstance(app, App):
+        raise ConfigError(f"app {ref!r}: the factory returned {type(app).__name__}, not App")
+    return app
 
 
 class App:
