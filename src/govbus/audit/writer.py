@@ -163,6 +163,7 @@ class ChainWriter:
         self.spool = RowSpool(spool) if spool is not None else None
         #: Rows in the spool, not yet in the database.
         self.spooled: list[dict[str, Any]] = []
+        self._spool_error: str | None = None
         self.where = describe_url(url)
         self.sqlite = url.get_backend_name() == "sqlite"
         self.node = node
@@ -251,9 +252,12 @@ class ChainWriter:
         it is spooled); False if aborted."""
         seq, prev = self.seq, self.hash
         rows = self._prepare(events, seq, prev)
-        if self.spooled and not self._drain():
-            self._to_spool(rows)  # order: nothing may overtake the spooled rows
-            return True
+        while self.spooled and not self._drain():
+            # Order: nothing may overtake the spooled rows, so this batch follows them.
+            if self._try_spool(rows):
+                return True
+            if self.abort.wait(0.25):  # spool and database both refuse: writes fail closed
+                return False
         failing_since: float | None = None
         attempt = 0
         coerced = False
@@ -298,14 +302,17 @@ class ChainWriter:
                 _log.warning("audit write to %s failed, retrying: %s", self.where, self.last_error)
             # With a spool, a failing batch is spooled at half of write_timeout, well before
             # waiters on write()/flush() give up at write_timeout without progress.
-            if self.spool is not None and now - failing_since >= self.write_timeout / 2:
+            if (
+                self.spool is not None
+                and now - failing_since >= self.write_timeout / 2
+                and self._try_spool(rows)
+            ):
                 _log.warning(
                     "audit database %s down for %.1fs: spooling to %s until it is back",
                     self.where,
                     now - failing_since,
                     self.spool.path,
                 )
-                self._to_spool(rows)
                 break
             if now - failing_since >= self.write_timeout and self.on_persistent_failure(
                 rows, error
@@ -324,12 +331,24 @@ class ChainWriter:
         self.last_error = None
         return True
 
-    def _to_spool(self, rows: list[dict[str, Any]]) -> None:
+    def _try_spool(self, rows: list[dict[str, Any]]) -> bool:
+        """Append ``rows`` to the spool and move the chain's position past them; False (logged,
+        and told to waiters through ``on_error``) when the spool cannot be written either."""
         assert self.spool is not None
-        self.spool.append(rows)
+        try:
+            self.spool.append(rows)
+        except AuditUnavailableError as exc:
+            if exc.message != self._spool_error:  # once per distinct failure, not per retry
+                _log.error("%s", exc.message)
+            self._spool_error = exc.message
+            self.last_error = f"{self.last_error or 'database down'}; {exc.message}"
+            self.on_error(self.last_error)
+            return False
+        self._spool_error = None
         self.spooled.extend(rows)
         last = rows[-1]
         self.seq, self.hash = last["seq"], last["hash"]
+        return True
 
     def _drain(self, chunk: int = 1000) -> bool:
         """Insert the spooled rows, oldest first, in transactions of ``chunk``; True when the

@@ -110,3 +110,31 @@ async def test_a_spool_left_by_a_crash_is_replayed_at_start(tmp_path: Path) -> N
     assert not spool.exists()
     assert verify_url(url).ok
     assert count_url(url) == 3
+
+
+async def test_when_the_spool_fails_too_writes_fail_closed_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "audit.db"
+    url = f"sqlite:///{db}?timeout=0.05"
+    folder = tmp_path / "spool"
+    store = SqlAuditStore(url, writer="thread", write_timeout=0.3, flush_interval=0.01,
+                          spool=folder / "audit.jsonl")  # fmt: skip
+    await store.start()
+    folder.write_text("")  # the spool's folder is now a file: the spool cannot be written
+    lock = sqlite3.connect(db)
+    try:
+        store.submit(event(0))
+        await store.flush()
+        lock.execute("BEGIN EXCLUSIVE")
+        store.submit(event(1))
+        with pytest.raises(AuditUnavailableError, match=r"spool .* cannot be written"):
+            await store.flush()
+    finally:
+        lock.rollback()
+        lock.close()
+    store.submit(event(2))
+    await store.flush()  # the writer kept retrying the database: the batch went in after all
+    await store.close()
+    assert count_url(url) == 3 and verify_url(url).ok
+    assert caplog.text.count("cannot be written") == 1  # said once, not once per retry
