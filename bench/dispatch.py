@@ -15,6 +15,8 @@ payload), so the ratios measure what the bus and governance add, not envelope co
   from the first publish until every message was handled and every audit record committed.
 * ``governed_core_msgs_per_s``: the same with ``bench/core-policy.yaml`` (three checks, no
   content scanning): what the runtime itself costs, comparable across releases.
+* ``governed_core_traced_msgs_per_s``: the core policy with OpenTelemetry tracing on (the SDK
+  with a batch span processor whose exporter drops the spans): what making the spans costs.
 
 Goals: bus >= 0.50 x raw; governed (core policy) >= 0.20 x raw.
 """
@@ -90,8 +92,16 @@ async def bus_throughput(n: int) -> float:
     return n / elapsed
 
 
-def governed_app(audit_url: str, policy: Path = POLICY) -> tuple[App, dict[str, Any]]:
-    app = App("bench", policy=policy, audit=audit_url, durability="batch")
+def governed_app(
+    audit_url: str, policy: Path = POLICY, tracer_provider: Any = None
+) -> tuple[App, dict[str, Any]]:
+    app = App(
+        "bench",
+        policy=policy,
+        audit=audit_url,
+        durability="batch",
+        tracer_provider=tracer_provider,
+    )
     state: dict[str, Any] = {"count": 0, "target": 0, "done": None, "hop": None}
 
     @app.agent("sink", handles="bench.event", concurrency=1)
@@ -116,8 +126,33 @@ def build_message(i: int) -> Message:
     )
 
 
-async def governed_throughput(n: int, audit_url: str, policy: Path = POLICY) -> float:
-    app, state = governed_app(audit_url, policy)
+def traced_provider() -> Any:
+    """An OpenTelemetry SDK provider as production would have it (a batch span processor),
+    exporting to a sink that drops the spans: what making the spans costs, not shipping them.
+    None when the SDK is not installed."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+    except ImportError:
+        return None
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=65536))
+    return provider
+
+
+async def governed_throughput(
+    n: int, audit_url: str, policy: Path = POLICY, tracer_provider: Any = None
+) -> float:
+    app, state = governed_app(audit_url, policy, tracer_provider)
     state["target"] = n
     state["done"] = asyncio.Event()
     await app.start()
@@ -185,7 +220,8 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(n: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        raw, bus, governed, core = [], [], [], []
+        raw, bus, governed, core, traced = [], [], [], [], []
+        provider = traced_provider()
         # Interleave the three measurements so machine noise hits them alike; report the best
         # round of each (the least disturbed), as timeit does.
         for r in range(rounds):
@@ -194,6 +230,12 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
             bus.append(await bus_throughput(n))
             governed.append(await governed_throughput(n, f"sqlite:///{tmp}/audit-{r}.db"))
             core.append(await governed_throughput(n, f"sqlite:///{tmp}/core-{r}.db", CORE_POLICY))
+            if provider is not None:
+                traced.append(
+                    await governed_throughput(
+                        n, f"sqlite:///{tmp}/traced-{r}.db", CORE_POLICY, provider
+                    )
+                )
         hop = await governed_latency(2000, f"sqlite:///{tmp}/latency.db")
         bus_hop = await bus_latency(2000)
     best_raw, best_bus, best_gov = max(raw), max(bus), max(governed)
@@ -207,6 +249,9 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
         "governed_ratio": round(best_gov / best_raw, 3),
         "governed_core_msgs_per_s": round(max(core)),
         "governed_core_ratio": round(max(core) / best_raw, 3),
+        # The core policy again with every span made (SDK, batch processor, spans dropped).
+        "governed_core_traced_msgs_per_s": round(max(traced)) if traced else None,
+        "governed_core_traced_ratio": round(max(traced) / best_raw, 3) if traced else None,
         "goal_bus_ratio": 0.5,
         "goal_governed_core_ratio": 0.2,
         "hop_latency_us_p50": percentile(hop, 0.50),

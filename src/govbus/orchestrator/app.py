@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -24,7 +25,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from govbus.audit import (
     AuditEvent,
@@ -52,13 +53,18 @@ from govbus.orchestrator.core import (
     Clock,
     DispatchReport,
     Orchestrator,
+    outcome,
     utc_now,
 )
 from govbus.policy import CHECK_KINDS, CheckKindRegistry, Policy, load_policy, parse_policy
 from govbus.policy.approvals import Approval, require_approval
 from govbus.registry import Agent, AgentRegistry, FunctionAgent, Handler, agent
 from govbus.resilience import Budget, CircuitBreaker, IdempotencyStore, RetryPolicy
-from govbus.telemetry import new_traceparent
+from govbus.telemetry import Tracing, new_traceparent
+from govbus.telemetry.tracing import OUTCOME
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 log = logging.getLogger("govbus.app")
 
@@ -204,6 +210,10 @@ class App:
             cannot write them, replayed when it is back: the SQL store's own spool of sealed
             records for an audit URL, :class:`~govbus.audit.SpoolingAuditStore` around a store
             object.
+        tracer_provider: an OpenTelemetry ``TracerProvider`` (the SDK's, configured by you):
+            every dispatch, policy evaluation, delivery, handler and fallback becomes a span,
+            and a request is one trace across processes (see :mod:`govbus.telemetry.tracing`).
+            None (the default) makes no spans and costs nothing.
 
     The ``alert`` hook and the resilience settings (``budgets``, ``on_budget_exhausted``,
     ``breaker_threshold``, ``breaker_recovery``, ``dead_letter``, ``idempotency``) are public
@@ -235,6 +245,7 @@ class App:
         dlq: DeadLetterStore | str | None = None,
         audit_spool: str | Path | None = None,
         accept_policies: Sequence[str] = (),
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -290,6 +301,7 @@ class App:
         self._strict = strict
         self._approvals = Path(approvals) if approvals is not None else None
         self.approval: Approval | None = None
+        self._tracing = Tracing(tracer_provider) if tracer_provider is not None else None
 
     # -- construction ------------------------------------------------------------------------
 
@@ -430,6 +442,7 @@ class App:
                 idempotency=self.idempotency or _shared_idempotency(self._bus),
                 dead_letter=self.dead_letter,
                 accept_policies=self.accept_policies,
+                tracing=self._tracing,
             )
         return self._orchestrator
 
@@ -590,7 +603,7 @@ class App:
         self, message: Message | bytes | str | dict[str, Any], *, timeout: float | None = None
     ) -> Message:
         """Dispatch and wait for the reply, or a ``govbus.denied`` / ``govbus.failed`` answer."""
-        return await self.orchestrator.request(await self._ingress(message), timeout=timeout)
+        return await self._request(await self._ingress(message), timeout)
 
     async def gather(
         self,
@@ -600,7 +613,15 @@ class App:
     ) -> list[Message]:
         """Scatter-gather: request every message in parallel, replies in the same order."""
         ready = [await self._ingress(m) for m in messages]
-        return await self.orchestrator.gather(ready, timeout=timeout)
+        return list(await asyncio.gather(*(self._request(m, timeout) for m in ready)))
+
+    async def _request(self, message: Message, timeout: float | None) -> Message:
+        if self._tracing is None:
+            return await self.orchestrator.request(message, timeout=timeout)
+        with self._tracing.request(message) as span:
+            reply = await self.orchestrator.request(message, timeout=timeout)
+            span.set_attribute(OUTCOME, outcome(reply))
+            return reply
 
     async def _ingress(self, raw: Message | bytes | str | dict[str, Any]) -> Message:
         """Step 1: parse, validate and verify; a bad envelope is audited, then raised."""
@@ -631,7 +652,8 @@ class App:
             orch.counters["rejected"] += 1
             raise
         extra: dict[str, str] = {}
-        if TRACEPARENT not in message.metadata:
+        if TRACEPARENT not in message.metadata and self._tracing is None:
+            # (With tracing, the dispatch span's own context becomes the traceparent.)
             extra[TRACEPARENT] = new_traceparent()
         if message.metadata.get(REPLY_TO) != orch.inbox:
             extra[REPLY_TO] = orch.inbox

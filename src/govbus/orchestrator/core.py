@@ -12,6 +12,7 @@ so ``request``/``gather`` work the same in one process or across many.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from govbus.audit import AuditEvent, AuditStore, Durability
 from govbus.bus import Bus, Delivery, Subscription
@@ -29,6 +30,7 @@ from govbus.envelope import (
     FALLBACK_OF,
     POLICY_SHA256,
     REPLY_TO,
+    TRACEPARENT,
     HmacSigner,
     Message,
 )
@@ -55,6 +57,11 @@ from govbus.resilience import (
     Watchdog,
     hop_budget,
 )
+from govbus.telemetry import Tracing
+from govbus.telemetry.tracing import DECIDING_CHECK, DECISION, OUTCOME, RECIPIENTS, fail
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger("govbus.orchestrator")
 
@@ -62,6 +69,9 @@ log = logging.getLogger("govbus.orchestrator")
 #: ``__new__`` (a measurable cost when several are built per hop).
 _new_tuple = tuple.__new__
 _NO_ATTRS: Final[Mapping[str, Any]] = MappingProxyType({})
+_NO_SPAN: Final = contextlib.nullcontext()
+#: Delivery outcomes that are not a failure of the agent (the span is not marked failed).
+_QUIET_OUTCOMES: Final = frozenset({"ok", "duplicate", "agent_paused"})
 
 SYSTEM_SENDER: Final = "govbus"
 #: Seconds a delivery's idempotency claim outlives the agent's timeout.
@@ -277,6 +287,7 @@ class Orchestrator:
         on_budget_exhausted: Literal["fallback", "deny", "alert"] = "fallback",
         dead_letter: bool = True,
         accept_policies: Sequence[str] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -307,6 +318,8 @@ class Orchestrator:
         # refuses one decided under any other policy (a process on a stale or rogue policy),
         # except the hashes listed here (a rolling upgrade).
         self.accepted_policies = frozenset((policy.sha256, *accept_policies))
+        # Spans of the dispatch path (None: no spans, and no cost on the hop).
+        self.tracing = tracing
         self._background: set[asyncio.Task[None]] = set()
         self.stats: dict[str, AgentStats] = {}
         self._rare: Counter[str] = Counter()
@@ -418,6 +431,28 @@ class Orchestrator:
         """Govern ``message``: resolve recipients, evaluate the policy per recipient, publish
         what is allowed, answer what is denied. Raises :class:`NoRouteError` if nobody
         handles it."""
+        if self.tracing is None:
+            return await self._dispatch(message, cause, None)
+        with self.tracing.publish(message) as span:
+            try:
+                report = await self._dispatch(message, cause, span)
+            except GovbusError as exc:
+                fail(span, exc.code)
+                raise
+            span.set_attribute(RECIPIENTS, len(report.decisions))
+            allowed = sum(1 for d in report.decisions if d.allowed)
+            span.set_attribute(
+                DECISION,
+                "allow" if allowed == len(report.decisions) else "deny" if not allowed else "mixed",
+            )
+            deciding = next((d.check for d in report.decisions if d.check), None)
+            if deciding is not None:
+                span.set_attribute(DECIDING_CHECK, deciding)
+            return report
+
+    async def _dispatch(
+        self, message: Message, cause: Message | None, span: Span | None
+    ) -> DispatchReport:
         self._dispatched += 1
         if self._attaching:  # agents registered at runtime become routable once attached
             await asyncio.gather(*list(self._attaching.values()))
@@ -426,6 +461,18 @@ class Orchestrator:
         if message.deadline is not None and message.deadline <= now:
             await self._fail(message, None, "deadline_exceeded", "deadline passed before dispatch")
             return DispatchReport(message.id, ())
+        trace_stamp: dict[str, str] | None = None
+        evaluations = False  # a policy span per recipient (only when this trace is sampled)
+        if span is not None:
+            evaluations = span.is_recording()
+            assert self.tracing is not None
+            trace_stamp = self.tracing.stamp(span)
+            if TRACEPARENT not in message.metadata:
+                # A client message without trace context gets this dispatch's, before any
+                # check (a policy may require a traceparent) sees it.
+                message = message.model_copy(
+                    update={"metadata": {**message.metadata, **trace_stamp}}
+                )
         scan = MessageScan(message)
         sender_card = self.registry.card(message.sender)
         relay = _reply_address(message, cause)
@@ -436,15 +483,22 @@ class Orchestrator:
         )
         decisions = []
         for card, address in targets:
+            started = time.time_ns() if evaluations else 0
             evaluation = self.policy.evaluate(
                 _new_tuple(CheckInput, (message, card, sender_card, now, scan, cause, _NO_ATTRS))
             )
             recipient = card.name if card is not None else (message.to or address)
-            decisions.append(
-                await self._decide(
-                    message, evaluation, card, recipient, address, scan, relay, now, lowered
-                )
-            )
+            if evaluations:
+                assert self.tracing is not None
+                self.tracing.policy(
+                    self.policy, recipient, evaluation.results, evaluation.deciding,
+                    evaluation.allowed, started, time.time_ns(),
+                )  # fmt: skip
+            decision = await self._decide(
+                message, evaluation, card, recipient, address, scan, relay, now, lowered,
+                trace_stamp,
+            )  # fmt: skip
+            decisions.append(decision)
         return DispatchReport(message.id, tuple(decisions))
 
     def _resolve(
@@ -490,6 +544,7 @@ class Orchestrator:
         relay: str | None,
         now: datetime,
         declassified_from: str | None = None,
+        trace_stamp: dict[str, str] | None = None,
     ) -> RecipientDecision:
         results = evaluation.results
         outcomes = tuple([r.outcome for r in results])
@@ -560,7 +615,14 @@ class Orchestrator:
         # A message routed by type keeps ``to: null`` (the envelope as sent); the bus address
         # routes it, and the decision record names the recipient.
         out = evaluation.message
-        if out.metadata.get(POLICY_SHA256) != self.policy.sha256:
+        if trace_stamp is not None:
+            # The delivery span, wherever it runs, is a child of this dispatch's span.
+            out = out.model_copy(
+                update={
+                    "metadata": {**out.metadata, POLICY_SHA256: self.policy.sha256, **trace_stamp}
+                }
+            )
+        elif out.metadata.get(POLICY_SHA256) != self.policy.sha256:
             out = out.model_copy(
                 update={"metadata": {**out.metadata, POLICY_SHA256: self.policy.sha256}}
             )
@@ -593,6 +655,18 @@ class Orchestrator:
         return on_delivery
 
     async def _deliver(self, agent: Agent, card: AgentCard, delivery: Delivery) -> None:
+        if self.tracing is None:
+            await self._deliver_one(agent, card, delivery)
+            return
+        with self.tracing.process(delivery.message, card, delivery.attempt) as span:
+            result = await self._deliver_one(agent, card, delivery)
+            if result in _QUIET_OUTCOMES:
+                span.set_attribute(OUTCOME, result)
+            else:
+                fail(span, result)
+
+    async def _deliver_one(self, agent: Agent, card: AgentCard, delivery: Delivery) -> str:
+        """Steps 6-7 for one delivery; returns its outcome (``ok``, ``duplicate`` or why not)."""
         message = delivery.message
         if self.signer is not None:
             try:
@@ -602,18 +676,18 @@ class Orchestrator:
                     "rejected", exc.code, message, recipient=card.name, data={"error": str(exc)}
                 )
                 await delivery.term(str(exc))
-                return
+                return exc.code
         decided = message.metadata.get(POLICY_SHA256)
         if decided not in self.accepted_policies:
             await self._refuse_policy(message, card, delivery, decided)
-            return
+            return "policy_mismatch"
         if self.killswitch.is_paused(card.name):
             if self.killswitch.mode(card.name) == "hold":
                 await self.killswitch.wait_resumed(card.name)
             if self.killswitch.is_paused(card.name):
                 await self._audit("delivery", "agent_paused", message, recipient=card.name, data={})
                 await self._fallback(message, card, "agent_paused", "the agent is paused")
-                return
+                return "agent_paused"
         key = f"{card.name}:{message.id}"
         # A claim, not a mark: if this process dies mid-handler, the claim lapses and the
         # bus's redelivery to another process is handled rather than dropped as a duplicate.
@@ -623,14 +697,14 @@ class Orchestrator:
                 "delivery", "duplicate", message, recipient=card.name,
                 data={"attempt": delivery.attempt},
             )  # fmt: skip
-            return  # acked: the first delivery of this id is (or was) handled
+            return "duplicate"  # acked: the first delivery of this id is (or was) handled
         if await self._over_budget(message, card):
-            return
+            return "budget_exhausted"
         permit = self._breaker(card).try_acquire()
         if permit is None:
             await self._audit("delivery", "circuit_open", message, recipient=card.name, data={})
             await self._fallback(message, card, "circuit_open", "the agent's circuit is open")
-            return
+            return "circuit_open"
         stats = self._stats(card.name)
         stats.last_seen = now = self.clock()
         budget = hop_budget(message, card.timeout, now)
@@ -640,7 +714,7 @@ class Orchestrator:
                 "delivery", "deadline_exceeded", message, recipient=card.name, data={}
             )
             await self._fail(message, card, "deadline_exceeded", "deadline passed before delivery")
-            return
+            return "deadline_exceeded"
         started = time.monotonic()
         ctx = DeliveryContext(self, message, card, started + budget)
         error: GovbusError | None = None
@@ -650,6 +724,7 @@ class Orchestrator:
         # less a small reserve (10%, at most 50 ms) so the handler can still act on their
         # timeout error before its own watchdog fires.
         hop = HOP_DEADLINE.set(started + budget - min(0.05, budget * 0.1))
+        handling = self.tracing.begin_handle(card) if self.tracing is not None else None
         try:
             result = await agent.handle(message, ctx)
         except asyncio.CancelledError:
@@ -676,6 +751,8 @@ class Orchestrator:
                     error = exc
         finally:
             HOP_DEADLINE.reset(hop)
+            if handling is not None:  # error is known here: except and else ran first
+                Tracing.end_handle(handling, error.code if error is not None else None)
         elapsed = time.monotonic() - started
         elapsed_ms = round(elapsed * 1000, 3)
 
@@ -696,7 +773,7 @@ class Orchestrator:
                     await self.dispatch(out, cause=message)
                 except NoRouteError as exc:
                     log.warning("output of agent %s has no route: %s", card.name, exc)
-            return
+            return "ok"
 
         permit.record_failure()
         cause = error.code
@@ -710,7 +787,7 @@ class Orchestrator:
         if error.retryable and delivery.attempt < card.max_attempts:
             await self.idempotency.forget(key)  # the redelivery must be handled, not dropped
             await delivery.nack(reason=cause)
-            return
+            return cause
         await self.idempotency.done(key)  # settled: the fallback (or failure) answers it
         if self.dead_letter and message.metadata.get(FALLBACK_OF) is None:
             # The agent gave up on this message: keep it, with why, for inspection and replay
@@ -719,6 +796,7 @@ class Orchestrator:
             await delivery.term(f"{cause}: {error}")
             await self._alert(Alert("dead_letter", card.name, message.id, cause, str(error)))
         await self._fallback(message, card, cause, str(error))
+        return cause
 
     async def _refuse_policy(
         self, message: Message, card: AgentCard, delivery: Delivery, decided: str | None
@@ -849,10 +927,11 @@ class Orchestrator:
             data={"fallback": card.fallback, "detail": detail},
         )
         await self._alert(Alert("fallback", card.name, message.id, cause, detail))
-        try:
-            await self.dispatch(rerouted, cause=None)
-        except GovbusError as exc:
-            await self._fail(message, card, exc.code, str(exc))
+        with self.tracing.fallback(card, cause) if self.tracing is not None else _NO_SPAN:
+            try:
+                await self.dispatch(rerouted, cause=None)
+            except GovbusError as exc:
+                await self._fail(message, card, exc.code, str(exc))
 
     async def _fail(
         self, message: Message, card: AgentCard | None, cause: str, detail: str

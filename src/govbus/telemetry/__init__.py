@@ -1,5 +1,6 @@
-"""The telemetry layer: trace context helpers (spans and metrics arrive with issue 7)."""
+"""The telemetry layer: trace context helpers and the spans of the dispatch path."""
 
 from govbus.telemetry.traceparent import new_traceparent, trace_id
+from govbus.telemetry.tracing import Tracing
 
-__all__ = ["new_traceparent", "trace_id"]
+__all__ = ["Tracing", "new_traceparent", "trace_id"]
