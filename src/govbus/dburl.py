@@ -6,10 +6,12 @@ its own error type and wording.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from govbus.errors import GovbusError
@@ -85,3 +87,24 @@ def describe_db_url(url: URL) -> str:
     if url.get_backend_name() == "sqlite" and url.database:
         return url.database
     return url.render_as_string(hide_password=True)
+
+
+def lock_schema(conn: Connection, name: str) -> None:
+    """Serialize creating or migrating the schema ``name`` across processes, until the end of
+    ``conn``'s transaction.
+
+    Workers started together against a fresh PostgreSQL database would otherwise race to create
+    the same tables (one fails on the catalog's unique index). PostgreSQL gets a
+    transaction-scoped advisory lock keyed by ``name``, so the second process waits and then
+    finds the schema in place. SQLite takes the database's write lock now (``BEGIN
+    IMMEDIATE``; Python's driver would open the transaction only at the first insert, after
+    the ``CREATE TABLE`` that races), so call this first in the transaction.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif dialect == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

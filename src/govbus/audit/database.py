@@ -33,7 +33,7 @@ from govbus.audit.chain import (
     ChainVerifier,
     row_to_record,
 )
-from govbus.dburl import describe_db_url, normalize_db_url
+from govbus.dburl import describe_db_url, lock_schema, normalize_db_url
 from govbus.errors import AuditError, AuditUnavailableError
 
 __all__ = [
@@ -186,6 +186,7 @@ def batch_insert(engine: Engine) -> InsertRows:
 def migrate(engine: Engine, where: str) -> None:
     """Create the schema or bring it up to :data:`SCHEMA_VERSION`, in one transaction."""
     with engine.begin() as conn:
+        lock_schema(conn, "govbus.audit")
         schema_version.create(conn, checkfirst=True)
         found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
         current = int(found or 0)

@@ -35,7 +35,7 @@ from sqlalchemy.engine import URL, Connection, Engine, RowMapping
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from govbus.bus.base import DeadLetter
-from govbus.dburl import describe_db_url, normalize_db_url
+from govbus.dburl import describe_db_url, lock_schema, normalize_db_url
 from govbus.envelope import Message
 from govbus.errors import DeadLetterError, DeadLetterNotFoundError, GovbusError
 
@@ -455,6 +455,7 @@ class SqlDeadLetterStore:
                     ) from exc
             try:
                 with self._engine.begin() as conn:
+                    lock_schema(conn, "govbus.dlq")
                     _metadata.create_all(conn, checkfirst=True)
             except SQLAlchemyError:
                 # Another process may have created it between our check and our CREATE.

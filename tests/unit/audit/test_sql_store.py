@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import govbus.audit.database
 import govbus.audit.sql
@@ -744,3 +745,32 @@ def test_a_forgotten_close_still_stops_the_writer_gracefully(tmp_path: Path) -> 
         os.kill(pid, 0)
     report = verify_url(f"sqlite:///{db}")
     assert (report.ok, report.records) == (True, 5)
+
+
+def test_processes_starting_together_on_a_fresh_sqlite_file_create_the_schema_once(
+    tmp_path: Path,
+) -> None:
+    """Workers started at once race to create the tables; the loser must wait, not fail."""
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    engines = [sa.create_engine(url) for _ in range(6)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(engine: sa.Engine) -> None:
+        barrier.wait()
+        try:
+            govbus.audit.database.migrate(engine, url)
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    with engines[0].connect() as conn:
+        versions = conn.execute(sa.text("SELECT version FROM audit_schema_version")).all()
+    for e in engines:
+        e.dispose()
+    assert not errors, errors
+    assert versions == [(govbus.audit.database.SCHEMA_VERSION,)]
