@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"errors", "dburl"},
     "telemetry": {"envelope", "errors"},
     "resilience": {"envelope", "errors"},
-    "policy": {"envelope", "registry", "errors"},
+    "policy": {"envelope", "registry", "errors", "dburl"},
     "models": {"errors", "resilience"},
     "redteam": {"envelope", "registry", "policy", "errors"},
     "orchestrator": {

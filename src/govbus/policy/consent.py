@@ -34,6 +34,8 @@ from typing import Final, Protocol, runtime_checkable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from govbus.dburl import lock_schema
+
 __all__ = [
     "ConsentGrant",
     "ConsentStore",
@@ -206,7 +208,9 @@ class SqlConsentStore:
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, _Grants]] = {}
         if create:
-            metadata.create_all(self.engine)
+            with self.engine.begin() as conn:  # workers starting together create it once
+                lock_schema(conn, "govbus.consent")
+                metadata.create_all(conn)
 
     def has_consent(self, subject: str, purpose: str, now: datetime) -> bool:
         """True when a ledger row of ``subject`` for ``purpose`` is valid at ``now``."""
