@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from rich.console import Console
 
 from govbus.audit import VerifyReport, verify_url
+
+
+def run_audit_command(args: argparse.Namespace) -> int:
+    """Run the ``govbus audit`` action ``args`` names (see :mod:`govbus.cli.args_audit`)."""
+    return verify(args.url, output=args.format)
 
 
 def verify(url: str, *, output: str = "table") -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,19 @@ from govbus.policy import (
 from govbus.policy.approvals import find_approval, load_approvals
 from govbus.policy.cases import load_cases, run_cases
 from govbus.registry import AgentCard
+
+
+def run_policy_command(args: argparse.Namespace) -> int:
+    """Run the ``govbus policy`` action ``args`` names (see :mod:`govbus.cli.args_policy`)."""
+    if args.policy_command == "test":
+        return policy_test(args.path, min_coverage=args.min_coverage, output=args.format)
+    if args.policy_command == "lint":
+        return policy_lint(args.file, output=args.format)
+    if args.policy_command == "explain":
+        return policy_explain(args.file, output=args.format, approvals=args.approvals)
+    if args.policy_command == "diff":
+        return policy_diff(args.old, args.new, cases=args.cases, output=args.format)
+    return policy_hash(args.file)
 
 
 def policy_hash(files: Sequence[str]) -> int:
