@@ -49,10 +49,12 @@ from govbus.orchestrator.alerts import webhook
 from govbus.orchestrator.config import DEFAULT_AUDIT_URL, AppConfig
 from govbus.orchestrator.core import (
     DEGRADATION_KEYS,
+    PAYLOAD_STORAGE,
     AlertHook,
     Clock,
     DispatchReport,
     Orchestrator,
+    PayloadStorage,
     outcome,
     utc_now,
 )
@@ -214,6 +216,15 @@ class App:
             every dispatch, policy evaluation, delivery, handler and fallback becomes a span,
             and a request is one trace across processes (see :mod:`govbus.telemetry.tracing`).
             None (the default) makes no spans and costs nothing.
+        audit_payload: what decision records keep of each message: ``hash`` (default: the
+            envelope's header and the payload's sha256), ``none``, ``redacted`` (also the
+            payload, personal data replaced by ``[REDACTED:<entity>]`` using the policy's pii
+            detector) or ``full`` (also the payload in clear: opt in only where the audit
+            store is protected like the data itself). ``govbus policy replay`` can re-check
+            payload-reading checks only on ``redacted`` or ``full`` records.
+        shadow_policy: a candidate policy (or its file) evaluated beside the enforced one on
+            live traffic; each decision it would make differently is audited (kind
+            ``shadow``) and never enforced. ``govbus policy shadow-report`` sums them up.
 
     The ``alert`` hook and the resilience settings (``budgets``, ``on_budget_exhausted``,
     ``breaker_threshold``, ``breaker_recovery``, ``dead_letter``, ``idempotency``) are public
@@ -246,6 +257,8 @@ class App:
         audit_spool: str | Path | None = None,
         accept_policies: Sequence[str] = (),
         tracer_provider: TracerProvider | None = None,
+        audit_payload: PayloadStorage = "hash",
+        shadow_policy: Policy | str | Path | None = None,
     ) -> None:
         self.name = name
         self.node = node or f"{name}-{os.getpid()}-{new_id()[-8:]}"
@@ -302,6 +315,12 @@ class App:
         self._approvals = Path(approvals) if approvals is not None else None
         self.approval: Approval | None = None
         self._tracing = Tracing(tracer_provider) if tracer_provider is not None else None
+        if audit_payload not in PAYLOAD_STORAGE:
+            raise ConfigError(
+                f"audit_payload must be one of {', '.join(PAYLOAD_STORAGE)}, got {audit_payload!r}"
+            )
+        self._audit_payload: PayloadStorage = audit_payload
+        self._shadow_source = shadow_policy
 
     # -- construction ------------------------------------------------------------------------
 
@@ -321,6 +340,8 @@ class App:
             "default_timeout": config.default_timeout,
             "node": config.node,
             "dlq": config.dlq,
+            "audit_payload": config.audit.payload,
+            "shadow_policy": config.shadow_policy,
         }
         kwargs.update(overrides)
         return cls(config.name, **kwargs)
@@ -443,6 +464,8 @@ class App:
                 dead_letter=self.dead_letter,
                 accept_policies=self.accept_policies,
                 tracing=self._tracing,
+                payload_storage=self._audit_payload,
+                shadow=self._load_shadow(),
             )
         return self._orchestrator
 
@@ -552,6 +575,12 @@ class App:
         if source is None:
             log.warning("no policy configured: running unrestricted (decisions are still audited)")
             return parse_policy(_UNRESTRICTED, source="<unrestricted>", kinds=self.check_kinds)
+        return load_policy(source, kinds=self.check_kinds)
+
+    def _load_shadow(self) -> Policy | None:
+        source = self._shadow_source
+        if source is None or isinstance(source, Policy):
+            return source
         return load_policy(source, kinds=self.check_kinds)
 
     @property

@@ -10,9 +10,11 @@ Example::
       durability: batch                # batch | sync
       writer: process                  # process (default) | thread
       spool: .govbus/audit.spool       # optional: records wait here while the store is down
+      payload: hash                    # none | hash (default) | redacted | full
     dlq: sqlite:///.govbus/dlq.db      # dead letters (default: beside the audit log)
     default_timeout: 30
     require_approved_policy: true      # strict mode: refuse an unapproved policy
+    shadow_policy: policies/candidate.yaml  # evaluated beside the policy, differences audited
     approvals: governance/approvals.yaml
 """
 
@@ -38,6 +40,7 @@ class AuditConfig(BaseModel):
     durability: Durability = "batch"
     writer: Literal["process", "thread"] = "process"
     spool: str | None = None
+    payload: Literal["none", "hash", "redacted", "full"] = "hash"
 
 
 class AppConfig(BaseModel):
@@ -54,6 +57,7 @@ class AppConfig(BaseModel):
     default_timeout: float = Field(default=30.0, gt=0)
     require_approved_policy: bool = False
     approvals: str | None = None
+    shadow_policy: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> AppConfig:
@@ -79,7 +83,7 @@ class AppConfig(BaseModel):
                 for e in exc.errors(include_url=False)
             )
             raise ConfigError(f"{file}: invalid app config: {problems}") from None
-        for key in ("policy", "approvals"):
+        for key in ("policy", "approvals", "shadow_policy"):
             value = getattr(config, key)
             if value is not None and not Path(value).is_absolute():
                 config = config.model_copy(update={key: str(file.parent / value)})

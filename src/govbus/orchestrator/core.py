@@ -44,6 +44,8 @@ from govbus.errors import (
     NoRouteError,
 )
 from govbus.policy import Allow, CheckInput, Evaluation, MessageScan, Policy
+from govbus.policy.obligations import redact_personal_data
+from govbus.policy.pii import PiiDetector
 from govbus.registry import Agent, AgentCard, AgentRegistry, HandlerResult
 from govbus.resilience import (
     HOP_DEADLINE,
@@ -84,6 +86,11 @@ PARTIAL: Final = "partial"
 DEGRADATION_KEYS: Final[tuple[str, ...]] = (DEGRADED, FALLBACK_CAUSE, FALLBACK_OF, PARTIAL)
 
 Outcome = Literal["ok", "degraded", "denied", "failed"]
+#: What decision records keep of a message: ``none`` (nothing), ``hash`` (the envelope's
+#: header and the payload's sha256; the default), ``redacted`` (also the payload with personal
+#: data replaced by ``[REDACTED:<entity>]``) or ``full`` (also the payload as sent).
+PayloadStorage = Literal["none", "hash", "redacted", "full"]
+PAYLOAD_STORAGE: Final[tuple[str, ...]] = ("none", "hash", "redacted", "full")
 
 
 def outcome(reply: Message) -> Outcome:
@@ -288,7 +295,14 @@ class Orchestrator:
         dead_letter: bool = True,
         accept_policies: Sequence[str] = (),
         tracing: Tracing | None = None,
+        payload_storage: PayloadStorage = "hash",
+        shadow: Policy | None = None,
     ) -> None:
+        if payload_storage not in PAYLOAD_STORAGE:
+            raise ValueError(
+                f"payload_storage must be one of {', '.join(PAYLOAD_STORAGE)}, "
+                f"got {payload_storage!r}"
+            )
         self.registry = registry
         self.policy = policy
         self.bus = bus
@@ -320,6 +334,15 @@ class Orchestrator:
         self.accepted_policies = frozenset((policy.sha256, *accept_policies))
         # Spans of the dispatch path (None: no spans, and no cost on the hop).
         self.tracing = tracing
+        self.payload_storage: PayloadStorage = payload_storage
+        # ``redacted`` storage uses the detector of the policy's first pii check (its entity
+        # list, and the matches that check already found), else one for every entity.
+        self._redactor: PiiDetector | None = None
+        if payload_storage == "redacted":
+            self._redactor = _pii_detector(policy) or PiiDetector()
+        # A candidate policy evaluated beside the enforced one on live traffic; differences
+        # are audited (kind ``shadow``), never enforced.
+        self.shadow = shadow
         self._background: set[asyncio.Task[None]] = set()
         self.stats: dict[str, AgentStats] = {}
         self._rare: Counter[str] = Counter()
@@ -361,7 +384,14 @@ class Orchestrator:
         self._loop = asyncio.get_running_loop()
         self.registry.on_register(self._on_registered)
         self._state = "running"
-        self._record("admin", "start", data={"agents": names, **self._policy_data()})
+        started: dict[str, Any] = {"agents": names, **self._policy_data()}
+        if self.shadow is not None:
+            started["shadow_policy"] = {
+                "name": self.shadow.name,
+                "version": self.shadow.version,
+                "sha256": self.shadow.sha256,
+            }
+        self._record("admin", "start", data=started)
 
     def _on_registered(self, agent: Agent) -> None:
         """An agent registered after start: attach it; dispatch waits until it is attached,
@@ -484,10 +514,11 @@ class Orchestrator:
         decisions = []
         for card, address in targets:
             started = time.time_ns() if evaluations else 0
-            evaluation = self.policy.evaluate(
-                _new_tuple(CheckInput, (message, card, sender_card, now, scan, cause, _NO_ATTRS))
-            )
+            inp = _new_tuple(CheckInput, (message, card, sender_card, now, scan, cause, _NO_ATTRS))
+            evaluation = self.policy.evaluate(inp)
             recipient = card.name if card is not None else (message.to or address)
+            if self.shadow is not None:
+                self._compare_shadow(self.shadow.evaluate(inp), evaluation, message, recipient)
             if evaluations:
                 assert self.tracing is not None
                 self.tracing.policy(
@@ -572,6 +603,17 @@ class Orchestrator:
             data["obligations"] = list(evaluation.obligations)
         if declassified_from is not None:
             data["declassified_from"] = declassified_from
+        storage = self.payload_storage
+        payload: bytes | None = None
+        if storage != "none":
+            payload = scan.payload_json
+            data["payload_storage"] = storage
+            data["envelope"] = _envelope(message)
+            if storage == "full":
+                data["payload"] = message.payload
+            elif storage == "redacted":
+                assert self._redactor is not None
+                data["payload"] = redact_personal_data(scan, self._redactor)
 
         if not evaluation.allowed:
             deciding = evaluation.deciding
@@ -590,7 +632,7 @@ class Orchestrator:
                 recipient=recipient,
                 data=data,
                 ts=now,
-                payload=scan.payload_json,
+                payload=payload,
             )
             await self._answer(
                 message,
@@ -635,7 +677,7 @@ class Orchestrator:
             recipient=recipient,
             data=data,
             ts=now,
-            payload=scan.payload_json,
+            payload=payload,
         )
         try:
             await self.bus.publish(out, address=address)
@@ -817,6 +859,43 @@ class Orchestrator:
         )  # fmt: skip
         await delivery.term(f"policy_mismatch: {detail}")
         await self._fail(message, card, "policy_mismatch", detail)
+
+    def _compare_shadow(
+        self, shadow: Evaluation, enforced: Evaluation, message: Message, recipient: str
+    ) -> None:
+        """Audit how the shadow policy's verdict on this message differs, if it does."""
+        assert self.shadow is not None
+        mine = {r.check_id: r.outcome for r in enforced.results}
+        theirs = {r.check_id: r for r in shadow.results}
+        changed = []
+        for check in dict.fromkeys([*mine, *theirs]):
+            before = mine.get(check)
+            result = theirs.get(check)
+            after = result.outcome if result is not None else None
+            # A check only one policy has, that lets the message through, changes nothing.
+            if before != after and not (_passes(before) and _passes(after)):
+                changed.append(
+                    {"id": check, "enforced": before, "shadow": after,
+                     "code": result.code if result is not None else None}
+                )  # fmt: skip
+        if shadow.allowed == enforced.allowed and not changed:
+            return
+        self._rare["shadow_differs"] += 1
+        self._record(
+            "shadow",
+            "differs",
+            message,
+            recipient=recipient,
+            data={
+                "policy": self.shadow.name,
+                "policy_version": self.shadow.version,
+                "policy_sha256": self.shadow.sha256,
+                "enforced": "allow" if enforced.allowed else "deny",
+                "shadow": "allow" if shadow.allowed else "deny",
+                "checks": {r.check_id: r.outcome for r in shadow.results},
+                "changed": changed,
+            },
+        )
 
     def _may_declassify(self, out: Message, cause: Message, card: AgentCard) -> bool:
         """True if an enforcing ``declassify`` check permits ``out`` to sit below its cause."""
@@ -1209,6 +1288,37 @@ class Orchestrator:
             await self.audit.write(event)
         else:
             self.audit.submit(event)
+
+
+def _passes(outcome: str | None) -> bool:
+    """A check that is absent, skipped or allowing lets a message through unchanged."""
+    return outcome in (None, "allow", "skipped")
+
+
+def _envelope(message: Message) -> dict[str, Any]:
+    """The header a decision record keeps (all but the payload), so a candidate policy can be
+    replayed on recorded traffic. Built by hand: a model dump costs three times as much."""
+    actor = message.actor
+    return {
+        "to": message.to,
+        "actor": None
+        if actor is None
+        else {"subject": actor.subject, "roles": actor.roles, "tenant": actor.tenant},
+        "metadata": message.metadata,
+        "deadline": message.deadline,
+        "causation_id": message.causation_id,
+        "created_at": message.created_at,
+    }
+
+
+def _pii_detector(policy: Policy) -> PiiDetector | None:
+    """The detector the policy's first ``pii`` check built, if it has one."""
+    for check in policy.checks:
+        if check.kind == "pii":
+            detector = getattr(check.fn, "detector", None)
+            if isinstance(detector, PiiDetector):
+                return detector
+    return None
 
 
 def _reply_address(message: Message, cause: Message | None) -> str | None:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from govbus.envelope import Classification, Message
-from govbus.policy.types import Redaction
+from govbus.policy.pii import PiiDetector
+from govbus.policy.types import MessageScan, Redaction
 
-__all__ = ["apply_obligations", "redaction_problem"]
+__all__ = ["apply_obligations", "redact_personal_data", "redaction_problem"]
 
 _Path = tuple[str | int, ...]
 
@@ -127,3 +128,26 @@ def _replace(container: Any, path: _Path, spans: list[tuple[int, int, str, int]]
     items = list(container)
     items[head] = _replace(container[head], rest, spans)
     return tuple(items) if isinstance(container, tuple) else items
+
+
+def redact_personal_data(scan: MessageScan, detector: PiiDetector) -> Any:
+    """The payload with every match of ``detector`` replaced by ``[REDACTED:<entity>]``: what
+    the audit log keeps with ``redacted`` payload storage. The matches are the ones the
+    dispatch's ``pii`` checks found with the same detector (found once, shared); the original
+    payload is not changed.
+
+    Example:
+        >>> from govbus.envelope import Message
+        >>> from govbus.policy.pii import PiiDetector
+        >>> msg = Message(type="note", sender="web", payload={"text": "mail jo@example.com"})
+        >>> redact_personal_data(MessageScan(msg), PiiDetector())
+        {'text': 'mail [REDACTED:email]'}
+    """
+    redactions = [
+        Redaction(path, start, end, entity)
+        for path, entity, start, end in scan.pii_hits(detector)
+        if path[0] == "payload"
+    ]
+    if not redactions:
+        return scan.message.payload
+    return apply_obligations(scan.message, redactions, None).payload

@@ -8,11 +8,11 @@ Adding a field to :class:`CheckInput` never breaks an existing check.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
 import orjson
 
@@ -87,16 +87,34 @@ ALLOW = Allow()
 _W3C_TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
+#: One personal-data match: the string's path, the entity type, start and end offsets.
+PiiHit: TypeAlias = tuple[tuple[str | int, ...], str, int, int]
+
+
+class _Match(Protocol):
+    @property
+    def entity(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+class _Finder(Protocol):
+    def find(self, text: str) -> Sequence[_Match]: ...
+
+
 class MessageScan:
     """Facts about a message computed once per dispatch and shared by every check.
 
     Everything is lazy: a policy that never asks for the text never pays for it.
     """
 
-    __slots__ = ("_payload_json", "_size", "_strings", "_text", "message")
+    __slots__ = ("_payload_json", "_pii", "_size", "_strings", "_text", "message")
 
     def __init__(self, message: Message) -> None:
         self.message = message
+        self._pii: dict[int, list[PiiHit]] | None = None
         self._payload_json: bytes | None = None
         self._size: int | None = None
         self._strings: tuple[tuple[tuple[str | int, ...], str], ...] | None = None
@@ -108,6 +126,21 @@ class MessageScan:
         if self._payload_json is None:
             self._payload_json = orjson.dumps(self.message.payload, option=orjson.OPT_SORT_KEYS)
         return self._payload_json
+
+    def pii_hits(self, detector: _Finder) -> list[PiiHit]:
+        """Every match of ``detector`` in :attr:`strings` as ``(path, entity, start, end)``,
+        found once per detector and dispatch: the ``pii`` checks and the audit log's
+        ``redacted`` payload storage share them."""
+        cache = self._pii
+        if cache is None:
+            cache = self._pii = {}
+        hits = cache.get(id(detector))
+        if hits is None:
+            find = detector.find
+            hits = cache[id(detector)] = [
+                (path, m.entity, m.start, m.end) for path, text in self.strings for m in find(text)
+            ]
+        return hits
 
     @property
     def content_size(self) -> int:

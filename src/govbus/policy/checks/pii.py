@@ -31,6 +31,7 @@ from govbus.policy.types import (
     Decision,
     Deny,
     Escalate,
+    PiiHit,
     Redact,
     Redaction,
 )
@@ -71,14 +72,11 @@ def build(params: PiiParams, ctx: LoadContext) -> CheckFn:
     detector = PiiDetector(params.entities)
     allow_rank = params.allow_at.rank if params.allow_at is not None else None
     action = params.action
-    find = detector.find
 
     def pii(inp: CheckInput) -> Decision:
         if allow_rank is not None and inp.message.classification.rank >= allow_rank:
             return ALLOW
-        hits: list[tuple[tuple[str | int, ...], PiiEntity, int, int]] = [
-            (path, m.entity, m.start, m.end) for path, text in inp.scan.strings for m in find(text)
-        ]
+        hits = inp.scan.pii_hits(detector)
         if not hits:
             return ALLOW
         evidence = _evidence(hits)
@@ -99,10 +97,13 @@ def build(params: PiiParams, ctx: LoadContext) -> CheckFn:
             )
         return Deny("pii_detected", f"message carries personal data: {kinds}", evidence)
 
+    # The audit log's ``redacted`` payload storage redacts with this same detector, so it
+    # reuses the matches this check found (MessageScan.pii_hits caches them per detector).
+    pii.detector = detector  # type: ignore[attr-defined]
     return pii
 
 
-def _evidence(hits: list[tuple[tuple[str | int, ...], PiiEntity, int, int]]) -> dict[str, Any]:
+def _evidence(hits: list[PiiHit]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for _, entity, _, _ in hits:
         counts[entity] = counts.get(entity, 0) + 1
