@@ -66,6 +66,7 @@ from govbus.telemetry import Tracing, new_traceparent
 from govbus.telemetry.tracing import OUTCOME
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
 log = logging.getLogger("govbus.app")
@@ -216,6 +217,9 @@ class App:
             every dispatch, policy evaluation, delivery, handler and fallback becomes a span,
             and a request is one trace across processes (see :mod:`govbus.telemetry.tracing`).
             None (the default) makes no spans and costs nothing.
+        meter_provider: an OpenTelemetry ``MeterProvider``: counters of dispatches, denials
+            per check, fallbacks per cause, dead letters, handler durations per agent, breaker
+            states and the audit queue (see :mod:`govbus.telemetry.metrics`).
         audit_payload: what decision records keep of each message: ``hash`` (default: the
             envelope's header and the payload's sha256), ``none``, ``redacted`` (also the
             payload, personal data replaced by ``[REDACTED:<entity>]`` using the policy's pii
@@ -257,6 +261,7 @@ class App:
         audit_spool: str | Path | None = None,
         accept_policies: Sequence[str] = (),
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         audit_payload: PayloadStorage = "hash",
         shadow_policy: Policy | str | Path | None = None,
     ) -> None:
@@ -315,6 +320,7 @@ class App:
         self._approvals = Path(approvals) if approvals is not None else None
         self.approval: Approval | None = None
         self._tracing = Tracing(tracer_provider) if tracer_provider is not None else None
+        self._meter_provider = meter_provider
         if audit_payload not in PAYLOAD_STORAGE:
             raise ConfigError(
                 f"audit_payload must be one of {', '.join(PAYLOAD_STORAGE)}, got {audit_payload!r}"
@@ -464,6 +470,7 @@ class App:
                 dead_letter=self.dead_letter,
                 accept_policies=self.accept_policies,
                 tracing=self._tracing,
+                meter_provider=self._meter_provider,
                 payload_storage=self._audit_payload,
                 shadow=self._load_shadow(),
             )

@@ -59,10 +59,11 @@ from govbus.resilience import (
     Watchdog,
     hop_budget,
 )
-from govbus.telemetry import Tracing
+from govbus.telemetry import Metrics, Tracing
 from govbus.telemetry.tracing import DECIDING_CHECK, DECISION, OUTCOME, RECIPIENTS, fail
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span
 
 log = logging.getLogger("govbus.orchestrator")
@@ -295,6 +296,7 @@ class Orchestrator:
         dead_letter: bool = True,
         accept_policies: Sequence[str] = (),
         tracing: Tracing | None = None,
+        meter_provider: MeterProvider | None = None,
         payload_storage: PayloadStorage = "hash",
         shadow: Policy | None = None,
     ) -> None:
@@ -334,6 +336,9 @@ class Orchestrator:
         self.accepted_policies = frozenset((policy.sha256, *accept_policies))
         # Spans of the dispatch path (None: no spans, and no cost on the hop).
         self.tracing = tracing
+        # Metrics read the counters below when the SDK collects; only the handler duration
+        # is recorded per delivery (None: no metrics).
+        self.metrics = Metrics(meter_provider, self) if meter_provider is not None else None
         self.payload_storage: PayloadStorage = payload_storage
         # ``redacted`` storage uses the detector of the policy's first pii check (its entity
         # list, and the matches that check already found), else one for every entity.
@@ -432,6 +437,21 @@ class Orchestrator:
         merged = Counter(self._rare)
         merged.update(dispatched=self._dispatched, allowed=self._allowed, delivered=self._delivered)
         return +merged
+
+    # -- what the metrics read (govbus.telemetry.metrics.MetricsSource) --------------------------
+
+    def metric_counts(self) -> Mapping[str, int]:
+        return self.counters
+
+    def agent_handled(self) -> Mapping[str, int]:
+        return {name: stats.handled for name, stats in self.stats.items()}
+
+    def breaker_states(self) -> Mapping[str, str]:
+        return {name: breaker.state.value for name, breaker in self.breakers.items()}
+
+    def audit_queue_depth(self) -> int | None:
+        depth = getattr(self.audit, "queue_depth", None)
+        return depth if isinstance(depth, int) else None
 
     @property
     def state(self) -> str:
@@ -797,6 +817,8 @@ class Orchestrator:
                 Tracing.end_handle(handling, error.code if error is not None else None)
         elapsed = time.monotonic() - started
         elapsed_ms = round(elapsed * 1000, 3)
+        if self.metrics is not None:
+            self.metrics.handler_duration(card.name, "ok" if error is None else error.code, elapsed)
 
         if error is None:
             await self.idempotency.done(key)

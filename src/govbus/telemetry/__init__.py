@@ -1,6 +1,7 @@
-"""The telemetry layer: trace context helpers and the spans of the dispatch path."""
+"""The telemetry layer: trace context helpers, the spans and the metrics of the dispatch path."""
 
+from govbus.telemetry.metrics import Metrics
 from govbus.telemetry.traceparent import new_traceparent, trace_id
 from govbus.telemetry.tracing import Tracing
 
-__all__ = ["Tracing", "new_traceparent", "trace_id"]
+__all__ = ["Metrics", "Tracing", "new_traceparent", "trace_id"]
