@@ -125,6 +125,28 @@ def _count(text: str) -> int:
     return value
 
 
+def add_telemetry_options(command: argparse.ArgumentParser) -> None:
+    """``--trace`` and ``--log-format`` for the commands that run agents."""
+    command.add_argument(
+        "--trace",
+        choices=["console", "otlp", "none"],
+        help="export spans: console (stderr), otlp (OTEL_EXPORTER_OTLP_ENDPOINT; the otel "
+        "extra) or none (default: $OTEL_TRACES_EXPORTER, else none)",
+    )
+    command.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log to stderr, one line per record with trace and correlation ids "
+        "(json: one object per line); default: warnings only, plain",
+    )
+    command.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="with --log-format: the lowest level logged (default info)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govbus",
@@ -174,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with a nats:// bus: worker processes to start for the agents (default 2; 0 uses "
         "workers already running on the bus)",
     )
+    add_telemetry_options(run)
     run.add_argument(
         "--strict",
         action="store_true",
@@ -261,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--drain-timeout", type=float, default=30.0, metavar="S", help="drain on stop (30 s)"
     )
+    add_telemetry_options(worker)
 
     drill = commands.add_parser("drill", help="run failure drills as a gate")
     drill_cmds = drill.add_subparsers(dest="drill_command", metavar="ACTION", required=True)
@@ -353,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     quiet=args.quiet,
                     strict=args.strict,
                     workers=args.workers,
+                    trace=args.trace,
+                    log_format=args.log_format,
+                    log_level=args.log_level,
                 )
             )
         if args.command == "audit":
@@ -389,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     audit=args.audit,
                     policy=args.policy,
                     drain_timeout=args.drain_timeout,
+                    trace=args.trace,
+                    log_format=args.log_format,
+                    log_level=args.log_level,
                 )
             )
         if args.command == "drill":

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from govbus.audit import verify_url
 from govbus.cli.audit import print_report, report_json
+from govbus.cli.telemetry import setup_telemetry
 from govbus.envelope import FALLBACK_CAUSE, FALLBACK_OF, Message
 from govbus.errors import ConfigError
 from govbus.examples.finance import SCENARIO, create_app
@@ -46,7 +47,13 @@ class StepResult:
 
 @contextlib.asynccontextmanager
 async def spawn_workers(
-    count: int, *, bus: str, audit: str, policy: str | None, ready_timeout: float = 60.0
+    count: int,
+    *,
+    bus: str,
+    audit: str,
+    policy: str | None,
+    trace: str | None = None,
+    ready_timeout: float = 60.0,
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
     """Start ``count`` ``govbus worker`` processes running every agent of the example app
     (competing consumers), wait until each is attached, and stop them (SIGTERM: they drain)
@@ -55,6 +62,8 @@ async def spawn_workers(
     try:
         for _ in range(count):
             cmd = [sys.executable, "-m", "govbus", "worker", "--bus", bus, "--audit", audit]
+            if trace is not None:
+                cmd += ["--trace", trace]
             if policy is not None:
                 cmd += ["--policy", policy]
             proc = await asyncio.create_subprocess_exec(*cmd, stderr=asyncio.subprocess.PIPE)
@@ -134,9 +143,35 @@ async def run_demo(
     quiet: bool = False,
     strict: bool = False,
     workers: int = 2,
+    trace: str | None = None,
+    log_format: str | None = None,
+    log_level: str = "info",
 ) -> int:
     console = Console()
+    telemetry = setup_telemetry(
+        trace, log_format=log_format, log_level=log_level, service="govbus-run"
+    )
     app = create_app(policy=policy, bus=bus, audit=audit, strict=strict)
+    telemetry.install(app)
+    try:
+        return await _run(app, console, bus=bus, audit=audit, policy=policy, output=output,
+                          quiet=quiet, workers=workers, trace=trace)  # fmt: skip
+    finally:
+        telemetry.shutdown()
+
+
+async def _run(
+    app: App,
+    console: Console,
+    *,
+    bus: str,
+    audit: str,
+    policy: str | None,
+    output: str,
+    quiet: bool,
+    workers: int,
+    trace: str | None,
+) -> int:
     started = time.perf_counter()
     results: list[StepResult] = []
     distributed = bus.startswith("nats:")
@@ -145,7 +180,7 @@ async def run_demo(
             # The agents run in worker processes (started here unless --workers 0: then
             # workers already running on the bus take the work); this process only sends.
             await stack.enter_async_context(spawn_workers(workers, bus=bus, audit=audit,
-                                                          policy=policy))  # fmt: skip
+                                                          policy=policy, trace=trace))  # fmt: skip
             await app.start(agents=[])
         stack.push_async_callback(app.close)
         await app.start()

@@ -14,8 +14,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from govbus.cli.telemetry import setup_telemetry
 from govbus.errors import ConfigError
-from govbus.orchestrator import load_app
+from govbus.orchestrator import App, load_app
 
 DEFAULT_APP = "govbus.examples.finance:create_app"
 
@@ -29,10 +30,34 @@ async def run_worker(
     policy: str | None = None,
     drain_timeout: float = 30.0,
     ready: asyncio.Event | None = None,
+    trace: str | None = None,
+    log_format: str | None = None,
+    log_level: str = "info",
 ) -> int:
     app_ref = app_ref or DEFAULT_APP
     extra = {"policy": policy} if policy is not None else {}
+    telemetry = setup_telemetry(
+        trace, log_format=log_format, log_level=log_level, service="govbus-worker"
+    )
     app = load_app(app_ref, bus=bus, audit=audit, **extra)
+    telemetry.install(app)
+    try:
+        return await _serve(app, app_ref, bus=bus, agents=agents, audit=audit,
+                            drain_timeout=drain_timeout, ready=ready)  # fmt: skip
+    finally:
+        telemetry.shutdown()
+
+
+async def _serve(
+    app: App,
+    app_ref: str,
+    *,
+    bus: str,
+    agents: Sequence[str] | None,
+    audit: str,
+    drain_timeout: float,
+    ready: asyncio.Event | None,
+) -> int:
     names = list(agents) if agents else [a.card.name for a in app.registry]
     unknown = [n for n in names if n not in app.registry]
     if unknown:

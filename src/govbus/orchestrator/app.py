@@ -584,6 +584,25 @@ class App:
             return parse_policy(_UNRESTRICTED, source="<unrestricted>", kinds=self.check_kinds)
         return load_policy(source, kinds=self.check_kinds)
 
+    def use_telemetry(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        """Set the OpenTelemetry providers of an app built elsewhere (a factory), before it
+        starts: what ``govbus run --trace`` and ``govbus worker --trace`` do.
+
+        Raises:
+            ConfigError: the app has already started (its orchestrator exists).
+        """
+        if self._orchestrator is not None:
+            raise ConfigError("set telemetry before the app starts (its orchestrator exists)")
+        if tracer_provider is not None:
+            self._tracing = Tracing(tracer_provider)
+        if meter_provider is not None:
+            self._meter_provider = meter_provider
+
     def _load_shadow(self) -> Policy | None:
         source = self._shadow_source
         if source is None or isinstance(source, Policy):

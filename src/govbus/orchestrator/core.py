@@ -60,6 +60,7 @@ from govbus.resilience import (
     hop_budget,
 )
 from govbus.telemetry import Metrics, Tracing
+from govbus.telemetry.logs import CURRENT_MESSAGE
 from govbus.telemetry.tracing import DECIDING_CHECK, DECISION, OUTCOME, RECIPIENTS, fail
 
 if TYPE_CHECKING:
@@ -717,15 +718,20 @@ class Orchestrator:
         return on_delivery
 
     async def _deliver(self, agent: Agent, card: AgentCard, delivery: Delivery) -> None:
-        if self.tracing is None:
-            await self._deliver_one(agent, card, delivery)
-            return
-        with self.tracing.process(delivery.message, card, delivery.attempt) as span:
-            result = await self._deliver_one(agent, card, delivery)
-            if result in _QUIET_OUTCOMES:
-                span.set_attribute(OUTCOME, result)
-            else:
-                fail(span, result)
+        # Log lines made while this message is handled carry its trace and correlation ids.
+        marked = CURRENT_MESSAGE.set(delivery.message)
+        try:
+            if self.tracing is None:
+                await self._deliver_one(agent, card, delivery)
+                return
+            with self.tracing.process(delivery.message, card, delivery.attempt) as span:
+                result = await self._deliver_one(agent, card, delivery)
+                if result in _QUIET_OUTCOMES:
+                    span.set_attribute(OUTCOME, result)
+                else:
+                    fail(span, result)
+        finally:
+            CURRENT_MESSAGE.reset(marked)
 
     async def _deliver_one(self, agent: Agent, card: AgentCard, delivery: Delivery) -> str:
         """Steps 6-7 for one delivery; returns its outcome (``ok``, ``duplicate`` or why not)."""
