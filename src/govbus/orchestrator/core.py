@@ -634,7 +634,9 @@ class Orchestrator:
                 data["payload"] = message.payload
             elif storage == "redacted":
                 assert self._redactor is not None
-                data["payload"] = redact_personal_data(scan, self._redactor)
+                clean = redact_personal_data(scan, self._redactor)
+                data["payload"] = clean.payload
+                data["envelope"]["metadata"] = clean.metadata
 
         if not evaluation.allowed:
             deciding = evaluation.deciding

@@ -130,24 +130,22 @@ def _replace(container: Any, path: _Path, spans: list[tuple[int, int, str, int]]
     return tuple(items) if isinstance(container, tuple) else items
 
 
-def redact_personal_data(scan: MessageScan, detector: PiiDetector) -> Any:
-    """The payload with every match of ``detector`` replaced by ``[REDACTED:<entity>]``: what
-    the audit log keeps with ``redacted`` payload storage. The matches are the ones the
-    dispatch's ``pii`` checks found with the same detector (found once, shared); the original
-    payload is not changed.
+def redact_personal_data(scan: MessageScan, detector: PiiDetector) -> Message:
+    """The message with every match of ``detector`` in its payload and metadata replaced by
+    ``[REDACTED:<entity>]``: what the audit log keeps with ``redacted`` payload storage. The
+    matches are the ones the dispatch's ``pii`` checks found with the same detector (found
+    once, shared); the original message is not changed.
 
     Example:
         >>> from govbus.envelope import Message
         >>> from govbus.policy.pii import PiiDetector
         >>> msg = Message(type="note", sender="web", payload={"text": "mail jo@example.com"})
-        >>> redact_personal_data(MessageScan(msg), PiiDetector())
+        >>> redact_personal_data(MessageScan(msg), PiiDetector()).payload
         {'text': 'mail [REDACTED:email]'}
     """
     redactions = [
-        Redaction(path, start, end, entity)
-        for path, entity, start, end in scan.pii_hits(detector)
-        if path[0] == "payload"
+        Redaction(path, start, end, entity) for path, entity, start, end in scan.pii_hits(detector)
     ]
     if not redactions:
-        return scan.message.payload
-    return apply_obligations(scan.message, redactions, None).payload
+        return scan.message
+    return apply_obligations(scan.message, redactions, None)

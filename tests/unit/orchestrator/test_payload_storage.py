@@ -47,7 +47,9 @@ def build(storage: str = "hash", **kwargs: object) -> tuple[App, MemoryAuditStor
     return app, audit
 
 
-async def decide(storage: str, **kwargs: object) -> list[AuditRecord]:
+async def decide(
+    storage: str, metadata: dict[str, str] | None = None, **kwargs: object
+) -> list[AuditRecord]:
     app, audit = build(storage, **kwargs)
     async with app:
         reply = await app.request(
@@ -55,7 +57,7 @@ async def decide(storage: str, **kwargs: object) -> list[AuditRecord]:
                 type="portfolio.advise",
                 sender="web",
                 actor=ADVISOR,
-                metadata={"consent_ref": "c-9"},
+                metadata=metadata or {"consent_ref": "c-9"},
                 payload={"note": f"write to {EMAIL}", "account": "A-1"},
             )
         )
@@ -85,10 +87,12 @@ async def test_none_storage_keeps_neither_header_nor_hash() -> None:
     assert "envelope" not in data and "payload_sha256" not in data and "payload" not in data
 
 
-async def test_redacted_storage_keeps_the_payload_without_personal_data() -> None:
-    rows = await decide("redacted")
+async def test_redacted_storage_keeps_payload_and_metadata_without_personal_data() -> None:
+    rows = await decide("redacted", metadata={"consent_ref": "c-9", "contact": EMAIL})
     data = first_decision(rows).data
     assert data["payload"] == {"note": "write to [REDACTED:email]", "account": "A-1"}
+    assert data["envelope"]["metadata"]["contact"] == "[REDACTED:email]"
+    assert data["envelope"]["metadata"]["consent_ref"] == "c-9"
     assert EMAIL not in json.dumps([r.data for r in rows])
     # The monitoring pii check saw the address (its finding is recorded without the value).
     assert data["checks"]["pii-watch"] == "would_deny"
