@@ -39,9 +39,10 @@ examples:
 DRILL_DESCRIPTION = """\
 Run failure drills: each drill file names an app, faults to inject (agent_timeout,
 agent_exception, agent_slow, llm_error, llm_timeout, budget_exhausted, circuit_open,
-audit_down, poison_message, duplicate_delivery), messages to send and expectations
+audit_down, poison_message, duplicate_delivery, bus_restart), messages to send and expectations
 (fallback_fired, reply, audit_contains, dlq_count, delivered_exactly, within_ms, ...).
-Each drill runs on a fresh app; faults enter through govbus.drills.faults wrappers.
+Each drill runs on a fresh app (bus: nats drills on a private nats-server the runner
+starts); faults enter through govbus.drills.faults wrappers.
 Prints pass or fail per drill with its evidence; exit 1 if any drill fails."""
 
 DRILL_EPILOG = """\
@@ -51,8 +52,8 @@ examples:
   govbus drill run --disable fallback      show which drills fail without fallbacks
   govbus drill schema > drill.schema.json  the drill file JSON Schema
 
-mechanisms (--disable): fallback, deadline, breaker, budget, retry, dlq, idempotency,
-spool, bulkhead. Each drill names the one it proves (spec.proves)."""
+mechanisms (--disable): {mechanisms}.
+Each drill names the one it proves (spec.proves).""".format(mechanisms=", ".join(MECHANISMS))
 
 DLQ_DESCRIPTION = """\
 The dead-letter queue: messages an agent gave up on (every attempt failed, or a permanent
