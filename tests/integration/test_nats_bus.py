@@ -9,6 +9,7 @@ stream and subject prefix.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
 from collections import Counter
@@ -113,6 +114,27 @@ def test_subject_tokens_round_trip(value: str | None) -> None:
     token = encode_token(value)
     assert token and all(c.isascii() and (c.isalnum() or c in "_-") for c in token)
     assert decode_token(token) == value
+
+
+def test_subject_tokens_escape_each_character_as_documented() -> None:
+    """``encode_token`` escapes runs of characters at once; the result must be what escaping
+    character by character gives (the documented form other processes decode)."""
+
+    def by_character(value: str) -> str:
+        plain = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-"
+        return "".join(
+            char
+            if char in plain
+            else "".join(f"_{b:02x}" for b in char.encode("utf-8", "surrogatepass"))
+            for char in value
+        )
+
+    rng = random.Random(7)
+    alphabet = "aZ09-_.: /*>\x00\x7fé€☃😀\ud800"
+    for _ in range(5000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        assert encode_token(value) == by_character(value), repr(value)
+        assert decode_token(encode_token(value)) == value
 
 
 def subject_matches(filter: str, subject: str) -> bool:
@@ -566,6 +588,81 @@ async def test_idempotency_store_accepts_any_key(make_bus: BusFactory) -> None:
     for key in ["", "a.b", "x y", "*>", "ü", "a" * 300]:
         assert await store.seen(key) is False, key
         assert await store.seen(key) is True, key
+
+
+async def test_a_claim_whose_answer_was_lost_is_ours_on_the_retry(make_bus: BusFactory) -> None:
+    """A claim that reached the server but whose answer was lost (a restart) is retried; the
+    retry must see the record as its own (False: handle the message), not as another
+    process's claim (True would drop the message as a duplicate)."""
+    bus = await make_bus()
+    store = NatsIdempotencyStore(bus, bucket=f"idem_{secrets.token_hex(4)}", ttl=60)
+    mine, theirs = (
+        b"claim:%.3f:mine-1" % (time.time() + 30),
+        b"claim:%.3f:theirs-1" % (time.time() + 30),
+    )
+    # The first attempt, whose answer the caller never saw, and its retry:
+    assert await store._seen_once("k1", mine, True, False) is False
+    assert await store._seen_once("k1", mine, True, True) is False
+    # Another call's claim is still somebody else's, retry or not.
+    assert await store._seen_once("k1", theirs, True, True) is True
+    assert await store._seen_once("k1", theirs, True, False) is True
+    # The same for plain marks (no lease).
+    assert await store._seen_once("k2", b"seen:mine-2", False, False) is False
+    assert await store._seen_once("k2", b"seen:mine-2", False, True) is False
+    assert await store._seen_once("k2", b"seen:theirs-2", False, True) is True
+    # And through the public method, each call is its own claim.
+    assert await store.seen("k3", lease=30) is False
+    assert await store.seen("k3", lease=30) is True
+
+
+async def test_idempotency_calls_ride_out_a_server_restart(tmp_path: Any) -> None:
+    """Claims, done marks and forgets made while the server restarts wait for it (up to the
+    bus's ``publish_timeout``) instead of failing the delivery: a failed claim would
+    dead-letter a message that was never handled."""
+    server = nats_server_or_skip(tmp_path)
+    bus = NatsBus(server.url, publish_timeout=15.0, **names())
+    store = NatsIdempotencyStore(bus, bucket=f"idem_{secrets.token_hex(4)}", ttl=60)
+    try:
+        await bus.start()
+        assert await store.seen("before", lease=30) is False
+        # Down longer than one attempt (2 s): a single try, as before, would fail.
+        restart = asyncio.ensure_future(asyncio.to_thread(server.restart, down_for=2.5))
+        await eventually(lambda: not bus.connected, "the disconnection", 10.0)
+        during = await asyncio.gather(
+            store.seen("during", lease=30),
+            store.seen("before", lease=30),
+            store.done("before"),
+            store.forget("never-seen"),
+        )
+        await restart
+        assert during[:2] == [False, True]
+        assert await store.seen("during", lease=30) is True
+        assert await store.seen("before") is True
+    finally:
+        await bus.close(drain_timeout=1.0)
+        server.close()
+
+
+async def test_requests_time_out_or_say_no_responders(make_bus: BusFactory) -> None:
+    """The bus's own request path: an answer that never comes is a ``TimeoutError`` after the
+    timeout (one shared timer slot late at most); nobody listening is ``NoRespondersError``."""
+    bus = await make_bus()
+    replies = bus._replies
+    assert replies is not None
+    nc = bus._client()
+    silent = await nc.subscribe("govbus-test.silent")  # receives, never answers
+    try:
+        began = time.monotonic()
+        with pytest.raises(nats.errors.TimeoutError):
+            await replies.request("govbus-test.silent", b"", 0.2)
+        assert 0.15 < time.monotonic() - began < 1.0
+        with pytest.raises(nats.errors.NoRespondersError):
+            await replies.request("govbus-test.nobody", b"", 2.0)
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await replies.publish("govbus-test.nobody", b"", 2.0)
+        assert not replies._waiting  # nothing left behind
+    finally:
+        await silent.unsubscribe()
 
 
 # -- outages --------------------------------------------------------------------------------
