@@ -3,10 +3,14 @@
 
 ``govbus drill run drills/`` runs every drill file and exits 1 if any fails; see
 ``drills/README.md`` for the file format and :mod:`govbus.drills.runner` for how each
-mechanism is switched off to prove a drill can fail.
+mechanism is switched off to prove a drill can fail. A drill with ``bus: nats`` runs on
+:class:`~govbus.bus.nats.NatsBus` against a private ``nats-server``
+(:mod:`govbus.drills.broker`).
 """
 
+from govbus.drills.broker import NatsServer
 from govbus.drills.faults import (
+    BrokerRestarts,
     DuplicatingBus,
     FaultyAgent,
     FaultyAuditStore,
@@ -30,6 +34,7 @@ from govbus.drills.spec import (
 
 __all__ = [
     "MECHANISMS",
+    "BrokerRestarts",
     "Check",
     "Drill",
     "DrillResult",
@@ -40,6 +45,7 @@ __all__ = [
     "FaultyModel",
     "ForgetfulIdempotency",
     "InjectedFault",
+    "NatsServer",
     "SharedPool",
     "Trigger",
     "drill_schema",

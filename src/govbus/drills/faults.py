@@ -17,11 +17,15 @@ wrapper                       installed with                              fault 
                                                                           llm_timeout
 :class:`FaultyAuditStore`     ``App(audit=FaultyAuditStore(store, ...))``  audit_down
 :class:`DuplicatingBus`       ``App(bus=DuplicatingBus(bus, ...))``       duplicate_delivery
+:class:`BrokerRestarts`       the drill's private ``nats-server``         bus_restart
+                              (:mod:`govbus.drills.broker`)
 ============================  ==========================================  ====================
 
 ``budget_exhausted`` needs no wrapper: the runner gives the agent a budget of ``limit``
-deliveries. A :class:`Trigger` decides which calls a fault hits, deterministically; every hit
-is counted in :attr:`Trigger.hits`, so a drill whose fault never fired is reported as such.
+deliveries. ``bus_restart`` is no wrapper either: the broker itself goes away, and the app's
+real :class:`~govbus.bus.nats.NatsBus` has to live through it. A :class:`Trigger` decides
+which calls a fault hits, deterministically; every hit is counted in :attr:`Trigger.hits`, so
+a drill whose fault never fired is reported as such.
 
 Example:
     >>> import asyncio
@@ -41,14 +45,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from govbus.audit import AuditEvent, AuditRecord, AuditStore, VerifyReport
 from govbus.bus import Bus, DeadLetter, DeliveryHandler, Subscription
+from govbus.drills.broker import NatsServer
 from govbus.drills.spec import Fault
 from govbus.envelope import REPLY_TO, Message, TypePattern
-from govbus.errors import AgentFailedError, AuditUnavailableError
+from govbus.errors import AgentFailedError, AuditUnavailableError, DrillError
 from govbus.models import (
     ChatModel,
     ChatRequest,
@@ -285,6 +291,89 @@ class DuplicatingBus:
         return await self.inner.dead_letters()
 
 
+class BrokerRestarts:
+    """``bus_restart``: restarts the drill's private ``nats-server`` in the middle of the run.
+
+    The runner awaits :meth:`before_request` before each request goes out. When the trigger
+    hits (and no restart is under way), the server is stopped by its process id first
+    (SIGTERM, or SIGKILL with ``stop: kill``), so that this request, and every one sent until
+    the server is back, is published into the outage; meanwhile requests sent earlier are in
+    flight. The server stays down ``down_ms`` and starts again on the same port with the same
+    JetStream store, in the background (stop and start run in a thread, so the app keeps
+    working meanwhile).
+
+    Attributes:
+        restarts: one entry per restart: the requests in flight when the server had stopped,
+            the requests sent while it was down, how long it was down (stop finished to
+            start finished, in ms) and the process ids before and after.
+    """
+
+    def __init__(self, server: NatsServer, trigger: Trigger, in_flight: Callable[[], int]) -> None:
+        self.server = server
+        self.trigger = trigger
+        self.restarts: list[dict[str, Any]] = []
+        self._in_flight = in_flight
+        self._busy = False
+        self._current: dict[str, Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def down(self) -> bool:
+        """True from the end of a stop until the start is over."""
+        return self._current is not None
+
+    async def before_request(self) -> None:
+        """A request is about to go out: stop the server first if the trigger says so, and
+        count the request if the server is down."""
+        if not self._busy and self.trigger.fire():
+            self._busy = True
+            try:
+                pid = self.server.pid
+                stop = self.server.kill if self.trigger.fault.stop == "kill" else self.server.stop
+                await asyncio.to_thread(stop)
+            except BaseException:
+                self._busy = False
+                raise
+            self._current = {
+                "in_flight_at_stop": self._in_flight(),
+                "sent_while_down": 0,
+                "down_ms": None,
+                "pids": [pid, None],
+            }
+            self._task = asyncio.get_running_loop().create_task(
+                self._come_back(time.perf_counter()), name="govbus-drill bus_restart"
+            )
+        if self._current is not None:
+            self._current["sent_while_down"] += 1
+
+    async def _come_back(self, stopped: float) -> None:
+        current = self._current
+        assert current is not None
+        try:
+            await asyncio.sleep(self.trigger.fault.down_ms / 1000)
+            try:
+                await asyncio.to_thread(self.server.start)
+            except (OSError, RuntimeError) as exc:
+                raise DrillError(f"bus_restart: the nats-server did not come back: {exc}") from None
+            current["down_ms"] = round((time.perf_counter() - stopped) * 1000)
+            current["pids"][1] = self.server.pid
+            self.restarts.append(current)
+        finally:
+            self._current = None
+            self._busy = False
+
+    async def wait(self) -> None:
+        """Wait for the restart under way, if any (raising what it raised)."""
+        if self._task is not None:
+            await self._task
+
+    async def settle(self) -> None:
+        """Let a restart under way finish, whatever its result (before the server is closed,
+        so that no start is left running in its thread)."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+
+
 class ForgetfulIdempotency:
     """Idempotency switched off: remembers nothing, so every duplicate is handled again. (The
     can-fail test of the ``duplicate_delivery`` drill.)"""
@@ -300,6 +389,7 @@ class ForgetfulIdempotency:
 
 
 __all__ = [
+    "BrokerRestarts",
     "DuplicatingBus",
     "FaultyAgent",
     "FaultyAuditStore",

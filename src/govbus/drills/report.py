@@ -76,6 +76,16 @@ def _evidence_text(result: DrillResult) -> str:
     spool = ev.get("spool")
     if spool:
         parts.append(f"spooled {spool['spooled']}, replayed {spool['replayed']}")
+    bus = ev.get("bus") or {}
+    for restart in bus.get("restarts") or ():
+        parts.append(
+            f"nats down {restart['down_ms'] / 1000:.1f} s with {restart['in_flight_at_stop']} "
+            f"in flight, {restart['sent_while_down']} sent while down"
+        )
+    if bus.get("publishes_failed"):
+        parts.append(f"{bus['publishes_failed']} publish(es) failed")
+    if bus.get("duplicate_deliveries"):
+        parts.append(f"{bus['duplicate_deliveries']} redelivered, handled once")
     latency = ev.get("latency_ms") or {}
     if latency.get("max") is not None:
         parts.append(f"p50 {latency['p50']:.0f} ms, max {latency['max']:.0f} ms")

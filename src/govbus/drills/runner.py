@@ -5,6 +5,14 @@ Evidence comes from the app's own records, not from the drill: the replies, the 
 in-memory store per drill, behind the spool unless the spool is switched off), the bus's
 dead-letter store, the alerts and how often each agent's handler ran.
 
+A drill with ``bus: nats`` runs its app on :class:`~govbus.bus.nats.NatsBus` against a private
+``nats-server`` (:class:`~govbus.drills.broker.NatsServer`: a free port of 127.0.0.1, a
+JetStream store in the drill's temporary directory), started before the app and stopped by its
+process id afterwards; a shared server is never used. The bus keeps dead letters in memory
+(where the evidence reads them) and has a short ``ack_wait`` (3 s), so that a delivery lost
+with a server's connection comes back well inside a request's timeout. Its evidence adds the
+restarts, publishes that failed, and redeliveries the idempotency store caught.
+
 Each drill proves one mechanism (``spec.proves``). ``disable`` switches mechanisms off, to show
 that the drill then fails (the can-fail tests, and ``govbus drill run --disable``):
 
@@ -20,6 +28,8 @@ dlq             turning dead-lettering off
 idempotency     an idempotency store that remembers nothing
 spool           writing the audit store directly, without the local spool
 bulkhead        running every agent in one shared pool of workers
+publish_retry   a NATS publish gets one 50 ms attempt instead of retrying through a
+                reconnect (``NatsBus.publish_timeout``, set once the app has started)
 ==============  ====================================================================
 """
 
@@ -34,13 +44,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from govbus.audit import AuditRecord, AuditStore, MemoryAuditStore, SpoolingAuditStore
 from govbus.bus import Bus, InMemoryBus, MemoryDeadLetterStore
+from govbus.drills.broker import NOT_INSTALLED, NatsServer, find_nats_server
 from govbus.drills.faults import (
+    BrokerRestarts,
     DuplicatingBus,
     FaultyAgent,
     FaultyAuditStore,
@@ -63,10 +75,18 @@ from govbus.orchestrator import Alert, App, load_app, outcome
 from govbus.registry import Agent
 from govbus.resilience import Budget
 
+if TYPE_CHECKING:
+    from govbus.bus.nats import NatsBus
+
 _LOST_AGENT_TIMEOUT = 3600.0
 _DEFAULT_POOL = 16
 _SPOOL_CATCH_UP = 10.0  # seconds a recovered audit store gets to take the spooled records
 _SPOOL_POLL = 0.02
+#: ``publish_retry`` switched off: a publish gets one short attempt instead of retrying
+#: through a reconnect until ``publish_timeout`` (10 s by default).
+_NO_PUBLISH_RETRY = 0.05
+#: NatsBus settings for drills on NATS (see _nats_bus).
+_NATS_OPTIONS: dict[str, Any] = {"ack_wait": 3.0, "redelivery_base": 0.02, "redelivery_max": 0.5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +208,25 @@ def _error_text(exc: BaseException) -> str:
 
 
 async def _run(drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult) -> None:
+    server = _private_server(tmp) if drill.spec.bus == "nats" else None
+    try:
+        if server is not None:
+            try:
+                await asyncio.to_thread(server.start)
+            except (OSError, RuntimeError) as exc:
+                raise DrillError(
+                    f"bus: nats: the private nats-server did not start: {exc}"
+                ) from None
+        await _run_app(drill, off, tmp, result, server)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.close)
+
+
+async def _run_app(
+    drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult, server: NatsServer | None
+) -> None:
     spec = drill.spec
-    if "bus_restart" in drill.fault_kinds:
-        raise DrillError(
-            "bus_restart needs a broker to restart (NatsBus); the in-memory bus has none"
-        )
     triggers = [Trigger(f) for f in spec.faults]
 
     store = MemoryAuditStore(node=f"drill-{drill.name}")
@@ -204,7 +238,12 @@ async def _run(drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult
     if "spool" not in off:
         audit = spool = SpoolingAuditStore(audit, tmp / "audit.spool", retry_interval=_SPOOL_POLL)
     dlq = MemoryDeadLetterStore()
-    bus: Bus = InMemoryBus(dead_letters=dlq)
+    nats_bus: NatsBus | None = None
+    bus: Bus
+    if server is None:
+        bus = InMemoryBus(dead_letters=dlq)
+    else:
+        bus = nats_bus = _nats_bus(server.url, dlq, drill.name)
     for trigger in triggers:
         if trigger.fault.kind == "duplicate_delivery":
             bus = DuplicatingBus(bus, trigger)
@@ -224,29 +263,51 @@ async def _run(drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult
     app.alert = record_alert
     wrapped = _install(app, drill, triggers, off)
 
+    in_flight = [0]
+    restarts = [
+        BrokerRestarts(server, t, lambda: in_flight[0])
+        for t in triggers
+        if t.fault.kind == "bus_restart" and server is not None
+    ]
     sent: list[_Sent] = []
     total = sum(m.repeat for m in spec.messages)
-    limit = spec.timeout_s * math.ceil(total / spec.concurrency) + 30.0
+    down = sum(
+        t.fault.down_ms * (t.fault.first or 1) for t in triggers if t.fault.kind == "bus_restart"
+    )
+    limit = spec.timeout_s * math.ceil(total / spec.concurrency) + 30.0 + down / 1000
     async with asyncio.timeout(limit):
         await app.start()
+        if nats_bus is not None and "publish_retry" in off:
+            # Set once started: the bus's own start-up (routes, consumers) keeps its retries.
+            nats_bus.publish_timeout = _NO_PUBLISH_RETRY
         try:
             gate = asyncio.Semaphore(spec.concurrency)
 
             async def send(index: int, item: DrillMessage, n: int) -> None:
                 message = _message(drill, index, item, n)
                 async with gate:
+                    for restart in restarts:
+                        await restart.before_request()
+                    in_flight[0] += 1
                     t0 = time.perf_counter()
-                    reply = await app.request(message, timeout=spec.timeout_s)
+                    try:
+                        reply = await app.request(message, timeout=spec.timeout_s)
+                    finally:
+                        in_flight[0] -= 1
                     elapsed = (time.perf_counter() - t0) * 1000
                 sent.append(_Sent(index, message.id, reply, elapsed))
 
             await asyncio.gather(
                 *(send(i, m, n) for i, m in enumerate(spec.messages) for n in range(m.repeat))
             )
+            for restart in restarts:
+                await restart.wait()  # a restart still under way ends before the evidence
             if spool is not None:
                 # The store comes back; the spool catches up before the evidence is read.
                 await _catch_up(spool)
         except BaseException:
+            for restart in restarts:
+                await restart.settle()
             await app.close(drain_timeout=1.0)  # the drill failed: do not wait long for it
             raise
         await app.close()
@@ -256,7 +317,21 @@ async def _run(drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult
     letters = await dlq.entries()
     result.evidence = _evidence(sent, records, letters, alerts, wrapped, triggers, spool)
     result.evidence["audit_verified"] = verified.ok
+    if nats_bus is not None:
+        result.evidence["bus"] = _bus_evidence(nats_bus, records, restarts)
     result.checks = _checks(drill, sent, records, len(letters), alerts, wrapped, triggers)
+    done = [entry for restarter in restarts for entry in restarter.restarts]
+    for n, entry in enumerate(done):
+        # Requests waiting when the server went, and requests published into the outage.
+        traffic = {k: entry[k] for k in ("in_flight_at_stop", "sent_while_down")}
+        result.checks.append(
+            Check(
+                f"bus_restart {n + 1} during traffic",
+                all(v > 0 for v in traffic.values()),
+                {"in_flight_at_stop": ">= 1", "sent_while_down": ">= 1"},
+                traffic,
+            )
+        )
     if drill.spec.expect.audit_verified is not None:
         result.checks.append(
             Check(
@@ -266,6 +341,47 @@ async def _run(drill: Drill, off: frozenset[str], tmp: Path, result: DrillResult
                 verified.ok if verified.ok else f"broken: {verified.problem}",
             )
         )
+
+
+def _private_server(tmp: Path) -> NatsServer:
+    """The drill's own nats-server (not started yet): a free port, a store under ``tmp``."""
+    if find_nats_server() is None:
+        raise DrillError(
+            f"bus: nats runs the drill on a private nats-server, but {NOT_INSTALLED}; install "
+            "nats-server (2.9 or later, e.g. apt-get install nats-server) or put it on PATH"
+        )
+    return NatsServer(tmp / "nats")
+
+
+def _nats_bus(url: str, dlq: MemoryDeadLetterStore, name: str) -> NatsBus:
+    try:
+        from govbus.bus.nats import NatsBus
+    except ImportError as exc:
+        raise DrillError(
+            f"bus: nats needs the nats extra (pip install 'govbus[nats]'): {exc}"
+        ) from None
+    # Dead letters stay in memory, where the evidence reads them; a delivery lost with the
+    # server's connection comes back after ack_wait, well inside a request's timeout.
+    return NatsBus(url, dead_letters=dlq, name=f"govbus-drill-{name}", **_NATS_OPTIONS)
+
+
+def _bus_evidence(
+    bus: NatsBus, records: list[AuditRecord], restarts: list[BrokerRestarts]
+) -> dict[str, Any]:
+    done = [r for restarter in restarts for r in restarter.restarts]
+    return {
+        "kind": "nats",
+        "restarts": done,
+        "publish_timeout_s": bus.publish_timeout,
+        "publishes_failed": sum(
+            1 for r in records if r.kind == "failure" and r.outcome == "bus_unavailable"
+        ),
+        "duplicates_dropped_by_server": bus.duplicates,
+        "duplicate_deliveries": sum(
+            1 for r in records if r.kind == "delivery" and r.outcome == "duplicate"
+        ),
+        "abandoned_at_close": bus.abandoned,
+    }
 
 
 def _install(

@@ -71,11 +71,23 @@ AGENT_FAULTS: frozenset[str] = frozenset(
 
 #: What a drill can prove; the runner can switch each off (``govbus drill run --disable``).
 Mechanism = Literal[
-    "fallback", "deadline", "breaker", "budget", "retry", "dlq", "idempotency", "spool", "bulkhead"
+    "fallback",
+    "deadline",
+    "breaker",
+    "budget",
+    "retry",
+    "dlq",
+    "idempotency",
+    "spool",
+    "bulkhead",
+    "publish_retry",
 ]
 MECHANISMS: tuple[str, ...] = Mechanism.__args__  # type: ignore[attr-defined]
 
 Outcome = Literal["ok", "degraded", "denied", "failed"]
+
+#: Where a drill's app runs: the in-process bus, or NATS JetStream on a private server.
+BusKind = Literal["memory", "nats"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -85,7 +97,8 @@ class Fault(BaseModel):
 
     Which calls it hits: it leaves the first ``after`` eligible calls alone, then hits at most
     ``first`` calls (all, when unset), each with probability ``rate`` (seeded by ``seed``, so
-    a drill is repeatable).
+    a drill is repeatable). For ``bus_restart`` the eligible calls are the requests the drill
+    sends, and ``first`` is 1 unless given: one restart.
     """
 
     model_config = _STRICT
@@ -96,7 +109,9 @@ class Fault(BaseModel):
         default=None, description="llm_* faults: the model name (default: the app's only one)"
     )
     after: int = Field(default=0, ge=0, description="eligible calls left alone first")
-    first: int | None = Field(default=None, ge=1, description="most calls hit (default: all)")
+    first: int | None = Field(
+        default=None, ge=1, description="most calls hit (default: all; bus_restart: 1)"
+    )
     rate: float = Field(default=1.0, gt=0, le=1, description="probability of hitting a call")
     seed: int = Field(default=0, description="seed of the rate's random choices")
     delay_ms: float | None = Field(
@@ -127,6 +142,27 @@ class Fault(BaseModel):
     on_exhausted: Literal["fallback", "deny", "alert"] = Field(
         default="fallback", description="budget_exhausted: what the app does when spent"
     )
+    down_ms: float = Field(
+        default=1000.0,
+        ge=0,
+        le=60_000,
+        description="bus_restart: how long the server stays down between its stop and its start",
+    )
+    stop: Literal["graceful", "kill"] = Field(
+        default="graceful",
+        description="bus_restart: how the server is stopped, by its process id: graceful "
+        "(SIGTERM: it closes its connections and writes its state) or kill (SIGKILL, as in a "
+        "crash: deliveries whose acks it had not written yet come again)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_restart(cls, data: Any) -> Any:
+        # A restart hit on every request after `after` would keep the broker down: one unless
+        # the drill asks for more (each waits until the previous one is over).
+        if isinstance(data, dict) and data.get("kind") == "bus_restart" and "first" not in data:
+            return {**data, "first": 1}
+        return data
 
     @model_validator(mode="after")
     def _needs(self) -> Fault:
@@ -249,6 +285,12 @@ class DrillSpec(BaseModel):
     model_config = _STRICT
 
     proves: Mechanism = Field(description="the mechanism this drill proves")
+    bus: BusKind = Field(
+        default="memory",
+        description="memory: the in-process bus; nats: NatsBus on a private nats-server "
+        "(JetStream, a free port, its own store directory) that the runner starts for the "
+        "drill and stops after it",
+    )
     app: str = Field(
         default="govbus.examples.finance:create_app",
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -260,6 +302,15 @@ class DrillSpec(BaseModel):
     concurrency: int = Field(default=1, ge=1, le=10_000, description="requests in flight")
     timeout_s: float = Field(default=10.0, gt=0, description="how long each request waits")
     expect: Expectations
+
+    @model_validator(mode="after")
+    def _broker(self) -> DrillSpec:
+        if self.bus != "nats" and any(f.kind == "bus_restart" for f in self.faults):
+            raise ValueError(
+                "a bus_restart fault needs 'bus: nats' (a broker to restart); the in-memory bus "
+                "has none"
+            )
+        return self
 
 
 class DrillMetadata(BaseModel):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import govbus.drills.runner
 from govbus.drills import (
+    BrokerRestarts,
     Fault,
     Trigger,
     drill_schema,
@@ -110,11 +113,101 @@ async def test_a_bad_app_reference_is_reported() -> None:
     assert result.error is not None and "cannot import module 'no.such.module'" in result.error
 
 
-async def test_bus_restart_needs_a_broker() -> None:
-    text = GOOD.replace("    - kind: agent_exception\n      agent: portfolio_advisor\n",
-                        "    - kind: bus_restart\n")  # fmt: skip
-    result = await run_drill(parse_drill(text, source="x"))
-    assert result.error is not None and "NatsBus" in result.error
+RESTART = GOOD.replace(
+    "    - kind: agent_exception\n      agent: portfolio_advisor\n", "    - kind: bus_restart\n"
+).replace("  proves: fallback\n", "  proves: publish_retry\n  bus: nats\n")
+
+
+def test_bus_restart_needs_a_broker() -> None:
+    text = RESTART.replace("  bus: nats\n", "")
+    with pytest.raises(DrillError, match=r"x:5: spec: a bus_restart fault needs 'bus: nats'"):
+        parse_drill(text, source="x")
+
+
+def test_bus_restart_restarts_once_unless_told_otherwise() -> None:
+    assert parse_drill(RESTART, source="x").spec.faults[0].first == 1
+    assert Fault(kind="bus_restart", first=3).first == 3
+    assert Fault(kind="agent_timeout", agent="a").first is None  # other kinds: every call
+    assert Fault(kind="bus_restart").down_ms == 1000.0
+
+
+async def test_a_missing_nats_server_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(govbus.drills.runner, "find_nats_server", lambda: None)
+    result = await run_drill(parse_drill(RESTART, source="x"))
+    assert not result.passed
+    assert result.error is not None
+    assert "bus: nats runs the drill on a private nats-server" in result.error
+    assert "nats-server is not installed (not on PATH" in result.error
+
+
+class FakeServer:
+    """Stands in for NatsServer: records stops and starts."""
+
+    def __init__(self, *, fail_start: bool = False) -> None:
+        self.pid: int | None = 100
+        self.events: list[str] = []
+        self.fail_start = fail_start
+
+    def stop(self) -> None:
+        self.events.append("stop")
+        self.pid = None
+
+    def kill(self) -> None:
+        self.events.append("kill")
+        self.pid = None
+
+    def start(self) -> None:
+        self.events.append("start")
+        if self.fail_start:
+            raise RuntimeError("nats-server exited with code 1 at start")
+        self.pid = 101
+
+
+async def test_a_restart_stops_the_server_before_the_request_that_triggers_it() -> None:
+    server = FakeServer()
+    in_flight = [3]
+    restarts = BrokerRestarts(
+        server,  # type: ignore[arg-type]
+        Trigger(Fault(kind="bus_restart", after=2, down_ms=50)),
+        lambda: in_flight[0],
+    )
+    await restarts.before_request()
+    await restarts.before_request()
+    assert server.events == [] and not restarts.down
+    await restarts.before_request()  # the third request: the server stops first
+    assert server.events == ["stop"] and restarts.down
+    await restarts.before_request()  # sent while the server is down
+    await restarts.wait()
+    assert server.events == ["stop", "start"] and not restarts.down
+    await restarts.before_request()  # one restart (first: 1): no more
+    assert server.events == ["stop", "start"]
+    [done] = restarts.restarts
+    assert done["in_flight_at_stop"] == 3
+    assert done["sent_while_down"] == 2
+    assert done["down_ms"] >= 50
+    assert done["pids"] == [100, 101]
+
+
+async def test_stop_kill_kills_the_server() -> None:
+    server = FakeServer()
+    fault = Fault(kind="bus_restart", stop="kill", down_ms=0)
+    restarts = BrokerRestarts(server, Trigger(fault), lambda: 1)  # type: ignore[arg-type]
+    await restarts.before_request()
+    await restarts.wait()
+    assert server.events == ["kill", "start"]
+
+
+async def test_a_server_that_does_not_come_back_is_a_drill_error() -> None:
+    restarts = BrokerRestarts(
+        FakeServer(fail_start=True),  # type: ignore[arg-type]
+        Trigger(Fault(kind="bus_restart", down_ms=0)),
+        lambda: 0,
+    )
+    await restarts.before_request()
+    with pytest.raises(DrillError, match="did not come back: nats-server exited with code 1"):
+        await restarts.wait()
+    await asyncio.wait_for(restarts.settle(), 1.0)  # settled, whatever the result
+    assert restarts.restarts == [] and not restarts.down
 
 
 async def test_an_unknown_mechanism_cannot_be_disabled() -> None:
