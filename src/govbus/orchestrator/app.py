@@ -466,7 +466,10 @@ class App:
                 on_budget_exhausted=self.on_budget_exhausted,
                 breaker_threshold=self.breaker_threshold,
                 breaker_recovery=self.breaker_recovery,
-                idempotency=self.idempotency or _shared_idempotency(self._bus),
+                # "is None", not "or": an empty store is falsy (it has a __len__).
+                idempotency=self.idempotency
+                if self.idempotency is not None
+                else _shared_idempotency(self._bus),
                 dead_letter=self.dead_letter,
                 accept_policies=self.accept_policies,
                 tracing=self._tracing,

@@ -321,8 +321,11 @@ class Orchestrator:
         self.breakers: dict[str, CircuitBreaker] = {}
         # A delivery of a message id an agent already took is acked and audited, not handled
         # again (kept for ten minutes, at most 100,000 ids; pluggable for cross-process use).
-        self.idempotency: IdempotencyStore = idempotency or MemoryIdempotencyStore(
-            ttl=600.0, max_keys=100_000
+        # ("is None", not "or": an empty store is falsy, it has a __len__.)
+        self.idempotency: IdempotencyStore = (
+            idempotency
+            if idempotency is not None
+            else MemoryIdempotencyStore(ttl=600.0, max_keys=100_000)
         )
         self.killswitch = KillSwitch(clock=clock, on_change=self._on_killswitch)
         # Deliveries per agent and window; what happens when one is spent (see _over_budget).
@@ -1097,6 +1100,11 @@ class Orchestrator:
             await self._publish_quietly(relayed, relay)
 
     async def _publish_quietly(self, message: Message, address: str) -> None:
+        if address == self.inbox:
+            # A notice for a request waiting in this process is handed over here: it must
+            # not depend on the bus, which may be why the request failed (bus_unavailable).
+            self._take_reply(message)
+            return
         try:
             await self.bus.publish(message, address=address)
         except BusError as exc:
@@ -1164,7 +1172,9 @@ class Orchestrator:
         )
 
     async def _on_inbox(self, delivery: Delivery) -> None:
-        message = delivery.message
+        self._take_reply(delivery.message)
+
+    def _take_reply(self, message: Message) -> None:
         future = self._waiters.get(message.causation_id or "")
         if future is not None and not future.done():
             future.set_result(message)
