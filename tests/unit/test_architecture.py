@@ -34,13 +34,17 @@ ALLOWED: dict[str, set[str]] = {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
         "orchestrator", "models",
     },
+    "inventory": {
+        "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
+        "orchestrator", "models",
+    },
     "examples": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
         "orchestrator", "models", "__init__",
     },
     "cli": {
         "envelope", "bus", "registry", "policy", "audit", "telemetry", "resilience", "errors",
-        "orchestrator", "examples", "redteam", "models", "drills", "__init__",
+        "orchestrator", "examples", "redteam", "models", "drills", "inventory", "__init__",
     },
 }  # fmt: skip
 

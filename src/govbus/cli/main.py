@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from govbus import __version__
 from govbus.cli.args_audit import add_audit_commands
 from govbus.cli.args_policy import add_policy_commands
+from govbus.cli.args_serve import add_serve_commands
 from govbus.drills.spec import MECHANISMS
 from govbus.errors import GovbusError
 
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_commands(commands)
     add_policy_commands(commands)
+    add_serve_commands(commands)
 
     redteam = commands.add_parser("redteam", help="run attack and benign corpora as a gate")
     redteam_cmds = redteam.add_subparsers(dest="redteam_command", metavar="ACTION", required=True)
@@ -391,6 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from govbus.cli.policy import run_policy_command
 
             return run_policy_command(args)
+        if args.command in ("serve", "inventory"):
+            from govbus.cli.serve import run_serve_command
+
+            return run_serve_command(args)
         if args.command == "redteam":
             from govbus.cli.redteam import redteam_run
 
