@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import REQUIRE_SERVICES, skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +68,28 @@ def test_nats_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
     result = json.loads(done.stdout)
     assert result == json.loads(out.read_text())
     assert result["raw_msgs_per_s"] > 0 and result["governed_msgs_per_s"] > 0
+
+
+def test_audit_benchmark_runs_and_reports_json(tmp_path: Path) -> None:
+    out = tmp_path / "audit.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "audit.py"), "-n", "400", "--rounds", "1",
+         "--verify-records", "2000", "--concurrency", "8", "--json", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == json.loads(out.read_text())
+    stores = ["sqlite"]
+    if "postgresql_skipped" not in result:
+        stores.append("postgresql")
+    elif REQUIRE_SERVICES:
+        pytest.fail(f"PostgreSQL skipped: {result['postgresql_skipped']}")
+    for store in stores:
+        for writer in ("thread", "process"):
+            for durability in ("batch", "sync"):
+                assert result[f"{store}_{writer}_{durability}_events_per_s"] > 0
+        assert result[f"{store}_verify_records_per_s"] > 0
+    assert result["sqlite_verify_records"] == 2000
+    assert result["sqlite_verify_serial_records_per_s"] > 0
+    assert isinstance(result["goal_sqlite_batch_met"], bool)

@@ -9,7 +9,7 @@ and chains it: ``hash = sha256(prev_hash + canonical(record without hash))``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
@@ -74,6 +74,31 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditCheckpoint:
+    """Where a pruned chain now starts: records 1 to ``seq`` of chain ``node`` were deleted.
+
+    ``govbus audit prune`` writes one per pruned chain (and moves it forward on later prunes).
+    The first kept record, ``seq + 1``, must carry ``hash`` as its ``prev_hash``, so the rest
+    of the chain still verifies. ``generation`` numbers the prune step that last moved it; the
+    ``audit_prune`` record of that step holds a digest of every checkpoint (see
+    :func:`govbus.audit.chain.checkpoints_digest`), so a changed, added or removed checkpoint
+    is detected as long as that record is intact.
+    """
+
+    node: str
+    #: The last pruned record's sequence number (= how many records were pruned).
+    seq: int
+    #: The last pruned record's hash: the ``prev_hash`` of record ``seq + 1``.
+    hash: str
+    #: The last pruned record's timestamp (canonical RFC 3339 text).
+    ts: str
+    #: The prune step that wrote this checkpoint (1, 2, ... across the whole store).
+    generation: int
+    #: When that prune step ran (canonical RFC 3339 text).
+    pruned_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
     """Result of verifying every chain in a store."""
 
@@ -84,6 +109,8 @@ class VerifyReport:
     node: str | None = None
     seq: int | None = None
     problem: str | None = None
+    #: Per pruned chain, how many of its first records were pruned (its checkpoint's ``seq``).
+    pruned: dict[str, int] = field(default_factory=dict)
 
 
 class AuditStore(Protocol):

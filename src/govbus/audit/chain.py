@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,18 +26,22 @@ from typing import Any
 
 import orjson
 
-from govbus.audit.base import GENESIS_HASH, AuditEvent, AuditRecord, VerifyReport
+from govbus.audit.base import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditRecord, VerifyReport
 
 __all__ = [
     "HASHED_FIELDS",
+    "PRUNE_OUTCOME",
+    "RECORD_COLUMNS",
     "ChainVerifier",
     "canonical_bytes",
     "chain_row",
+    "checkpoints_digest",
     "default_node_name",
     "format_ts",
     "parse_ts",
     "record_fields",
     "record_hash",
+    "row_problem",
     "row_to_record",
     "verify_records",
 ]
@@ -58,6 +62,9 @@ HASHED_FIELDS: tuple[str, ...] = (
     "data",
     "prev_hash",
 )
+
+#: The columns of a stored record, in the order storage rows (tuples) hold them.
+RECORD_COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "hash")
 
 _SORT_KEYS = orjson.OPT_SORT_KEYS
 _OPTIONAL_TEXT = (
@@ -304,36 +311,136 @@ def row_to_record(row: Mapping[Any, Any]) -> AuditRecord:
     )
 
 
+def _fast_row_hash(row: Sequence[Any]) -> str:
+    """The hash of a storage row whose ``ts`` and ``data`` are the canonical text it was sealed
+    with: its fields serialized as they are, ``data`` verbatim."""
+    (node, seq, ts, kind, outcome, mid, cid, mtype, sender, recipient, policy, data, prev,
+     _) = row  # fmt: skip
+    digest = hashlib.sha256(prev.encode())
+    digest.update(
+        orjson.dumps(
+            {
+                "correlation_id": cid,
+                "data": orjson.Fragment(data),
+                "kind": kind,
+                "message_id": mid,
+                "msg_type": mtype,
+                "node": node,
+                "outcome": outcome,
+                "policy_sha256": policy,
+                "prev_hash": prev,
+                "recipient": recipient,
+                "sender": sender,
+                "seq": seq,
+                "ts": ts,
+            }
+        )
+    )
+    return digest.hexdigest()
+
+
+def row_problem(row: Sequence[Any]) -> str | None:
+    """Why a storage row (a tuple in :data:`RECORD_COLUMNS` order) is not intact, or None.
+
+    Only the row itself: its hash must recompute from its fields (``prev_hash`` included).
+    Whether it links to the record before it is the chain's business (:class:`ChainVerifier`).
+    """
+    try:
+        if _fast_row_hash(row) == row[13]:
+            return None
+    except Exception:  # an odd stored type: decide on the record below
+        pass
+    try:
+        record = row_to_record(dict(zip(RECORD_COLUMNS, row, strict=True)))
+    except Exception as exc:
+        return f"stored row cannot be read ({type(exc).__name__}: {exc}) (changed after writing?)"
+    try:
+        intact = record_hash(record.prev_hash, record_fields(record)) == record.hash
+    except Exception:
+        intact = False
+    return None if intact else "hash does not match its contents (changed after writing?)"
+
+
 @dataclass(slots=True)
 class _ChainState:
     last_seq: int = 0
     last_hash: str = GENESIS_HASH
     count: int = 0
+    #: The checkpoint this chain starts after (its first records were pruned).
+    anchor: AuditCheckpoint | None = None
+    #: A checkpoint whose records are still stored: the record at its seq must carry its hash.
+    pending: AuditCheckpoint | None = None
+    #: Where this verifier picked the chain up: ``(last_seq, last_hash)`` before its first row.
+    origin: tuple[int, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = (self.last_seq, self.last_hash)
 
 
 def _where(node: str, seq: int) -> str:
     return f"record {seq} of chain {node!r}"
 
 
+#: The outcome of the admin record ``govbus audit prune`` writes for each prune step.
+PRUNE_OUTCOME = "audit_prune"
+
+
+def checkpoints_digest(checkpoints: Iterable[AuditCheckpoint]) -> str:
+    """The sha256 of every checkpoint, as the ``audit_prune`` record of a prune step holds it.
+
+    Canonical JSON of ``[[node, seq, hash, ts, generation, pruned_at], ...]`` sorted by node,
+    so it covers every column of the checkpoints table.
+
+    Example:
+        >>> checkpoints_digest([]) == hashlib.sha256(b"[]").hexdigest()
+        True
+    """
+    rows = sorted(
+        ([c.node, c.seq, c.hash, c.ts, c.generation, c.pruned_at] for c in checkpoints),
+        key=lambda row: str(row[0]),
+    )
+    return hashlib.sha256(orjson.dumps(rows)).hexdigest()
+
+
 class ChainVerifier:
     """Incremental chain verification in constant memory per chain.
 
-    Feed records in chain order (records of different chains may interleave) with :meth:`add`,
-    then call :meth:`finish`. :func:`verify_records` is the one-call form; stores that stream
-    from a database use this class directly to page through rows.
+    Feed records in chain order (records of different chains may interleave) with :meth:`add`
+    (or storage rows with :meth:`add_rows`, the fast path), then call :meth:`finish`.
+    :func:`verify_records` is the one-call form; stores that stream from a database use this
+    class directly.
 
     Args:
         heads: per chain, the last ``(seq, hash)`` stored separately from the records, read
-            *before* the records. Every chain must reach its head, the record at the head's
-            sequence number must carry the head's hash, and every chain with records must have a
-            head. A chain may extend past its head (a live writer appended meanwhile).
+            *before* the records (or in the same snapshot). Every chain must reach its head, the
+            record at the head's sequence number must carry the head's hash, and every chain
+            with records (or a checkpoint) must have a head. A chain may extend past its head
+            (a live writer appended meanwhile).
+        checkpoints: per pruned chain, its :class:`AuditCheckpoint`, read in the same snapshot as
+            the records. A chain with one may start at ``checkpoint.seq + 1``, chained onto the
+            checkpoint's hash, instead of at record 1 on the genesis hash. None: the store keeps
+            no checkpoints (every chain must start at record 1).
+        attest: also check the checkpoints against the newest ``audit_prune`` record seen among
+            the records (its generation and its digest of every checkpoint). Only meaningful
+            when every chain is fed, so that record can be among them.
     """
 
-    def __init__(self, heads: Mapping[str, tuple[int, str]] | None = None) -> None:
+    def __init__(
+        self,
+        heads: Mapping[str, tuple[int, str]] | None = None,
+        checkpoints: Mapping[str, AuditCheckpoint] | None = None,
+        *,
+        attest: bool = False,
+    ) -> None:
         self._heads = heads
+        self._checkpoints = checkpoints
+        self._attest = attest and checkpoints is not None
         self._chains: dict[str, _ChainState] = {}
         self._records = 0
         self._broken: tuple[str, int | None, str, AuditRecord | None] | None = None
+        # The audit_prune records with the highest generation seen: (generation, [records]).
+        self._prunes: tuple[int, list[AuditRecord]] = (0, [])
 
     @property
     def broken(self) -> bool:
@@ -350,6 +457,17 @@ class ChainVerifier:
         if self._broken is None:
             self._broken = (node, seq, problem, record)
 
+    def _start(self, node: str, first_seq: int) -> _ChainState:
+        checkpoint = self._checkpoints.get(node) if self._checkpoints else None
+        if checkpoint is not None and first_seq > checkpoint.seq:
+            state = _ChainState(checkpoint.seq, checkpoint.hash, anchor=checkpoint)
+        else:
+            # No checkpoint, or the records it says were pruned are still there (they must
+            # then lead to it): verify from the genesis hash.
+            state = _ChainState(pending=checkpoint)
+        self._chains[node] = state
+        return state
+
     def add(self, record: AuditRecord) -> bool:
         """Check the next record of its chain; return False once anything is broken."""
         if self._broken is not None:
@@ -357,7 +475,7 @@ class ChainVerifier:
         node = record.node
         state = self._chains.get(node)
         if state is None:
-            state = self._chains[node] = _ChainState()
+            state = self._start(node, record.seq)
         expected = state.last_seq + 1
         if record.seq != expected:
             if record.seq > expected:
@@ -365,6 +483,13 @@ class ChainVerifier:
                     f"{_where(node, expected)}: missing (deleted or reordered?); "
                     f"the next stored record is {record.seq}"
                 )
+                if expected == 1 and state.pending is not None:
+                    problem += (
+                        f", which its checkpoint says was pruned (up to record "
+                        f"{state.pending.seq}): checkpoint moved, or records deleted?"
+                    )
+                elif expected == 1 and self._checkpoints is not None:
+                    problem += " and no checkpoint says the records before it were pruned"
             else:
                 problem = (
                     f"{_where(node, expected)}: found record {record.seq} again after record "
@@ -384,11 +509,17 @@ class ChainVerifier:
             self.fail(node, record.seq, problem, record)
             return False
         if record.prev_hash != state.last_hash:
-            what = "the genesis hash" if expected == 1 else f"the hash of record {state.last_seq}"
-            problem = (
-                f"{_where(node, record.seq)}: prev_hash does not match {what} "
-                "(a record before it removed, replaced or reordered?)"
-            )
+            if state.count == 0 and state.anchor is not None:
+                what = (
+                    f"its checkpoint (the hash of pruned record {state.last_seq}); the checkpoint "
+                    "or a record was changed"
+                )
+            else:
+                what = (
+                    "the genesis hash" if expected == 1 else f"the hash of record {state.last_seq}"
+                )
+                what += " (a record before it removed, replaced or reordered?)"
+            problem = f"{_where(node, record.seq)}: prev_hash does not match {what}"
             self.fail(node, record.seq, problem, record)
             return False
         if self._heads is not None:
@@ -400,44 +531,288 @@ class ChainVerifier:
                 )
                 self.fail(node, record.seq, problem, record)
                 return False
+        pending = state.pending
+        if pending is not None and pending.seq == record.seq and pending.hash != record.hash:
+            problem = (
+                f"{_where(node, record.seq)}: hash differs from the chain's checkpoint, which "
+                "says this record was pruned (checkpoint or record changed?)"
+            )
+            self.fail(node, record.seq, problem, record)
+            return False
         state.last_seq = record.seq
         state.last_hash = record.hash
         state.count += 1
         self._records += 1
+        if record.kind == "admin" and record.outcome == PRUNE_OUTCOME:
+            self._note_prune(record)
         return True
 
+    def add_row(self, row: Sequence[Any]) -> bool:
+        """:meth:`add` for a storage row: a tuple in :data:`RECORD_COLUMNS` order."""
+        if self._broken is not None:
+            return False
+        try:
+            if type(row[1]) is not int:  # SQLite keeps whatever was written: 'x' stays text
+                raise TypeError(f"seq {row[1]!r} is not a whole number")
+            record = row_to_record(dict(zip(RECORD_COLUMNS, row, strict=True)))
+        except Exception as exc:  # a stored ts or data that does not even parse
+            node, seq = row[0], row[1]
+            problem = (
+                f"record {seq} of chain {node!r}: stored row cannot be read "
+                f"({type(exc).__name__}: {exc}) (changed after writing?)"
+            )
+            self.fail(node, seq, problem, None)
+            return False
+        return self.add(record)
+
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """Check storage rows (tuples in :data:`RECORD_COLUMNS` order, chain order); the fast
+        path of ``govbus audit verify``. Same rules and messages as :meth:`add`.
+
+        A stored row holds exactly the bytes its hash covers (``ts`` as canonical text, ``data``
+        as canonical JSON text), so an intact row is checked without building a record: its
+        fields are serialized as they are, ``data`` verbatim. Anything else (a row out of
+        sequence, at a head or checkpoint, an admin record, a hash that does not match) goes
+        through :meth:`add`, which decides exactly as it always has; a row whose text was
+        re-formatted without changing its meaning still verifies there.
+        """
+        if self._broken is not None:
+            return False
+        chains, heads, slow = self._chains, self._heads or {}, self.add_row
+        fast_hash = _fast_row_hash
+        current: str | None = None
+        state = _ChainState()
+        watch: tuple[int, int] = (-1, -1)  # the head's and a pending checkpoint's seq
+        verified = 0
+        for row in rows:
+            node, seq, kind, prev, stored = row[0], row[1], row[3], row[12], row[13]
+            if node != current:
+                found = chains.get(node)
+                if found is None:  # a chain's first row: add() starts the chain
+                    self._records += verified
+                    verified = 0
+                    if not slow(row):
+                        return False
+                    continue
+                state = found
+                current = node
+                head, pending = heads.get(node), state.pending
+                watch = (
+                    head[0] if head is not None else -1,
+                    pending.seq if pending is not None else -1,
+                )
+            if (
+                seq != state.last_seq + 1
+                or prev != state.last_hash
+                or seq in watch
+                or kind == "admin"
+            ):
+                self._records += verified
+                verified = 0
+                if not slow(row):
+                    return False
+                continue
+            try:
+                intact = fast_hash(row) == stored
+            except Exception:  # an odd stored type: let add() decide
+                intact = False
+            if not intact:
+                self._records += verified
+                verified = 0
+                if not slow(row):
+                    return False
+                continue
+            state.last_seq = seq
+            state.last_hash = stored
+            state.count += 1
+            verified += 1
+        self._records += verified
+        return True
+
+    # -- segments: verifying ranges of the chains in parallel (govbus.audit.parallel) ---------
+
+    def seed(self, node: str, seq: int, prev_hash: str) -> None:
+        """Start ``node`` as if its record ``seq - 1`` had hash ``prev_hash``: a range of rows
+        that begins inside the chain. Whoever joins the ranges checks that link
+        (:meth:`add_segment`)."""
+        self._chains[node] = _ChainState(seq - 1, prev_hash)
+
+    def segments(self) -> list[tuple[str, int, str, int, str, int]]:
+        """Per chain with records seen: ``(node, first_seq, first_prev, last_seq, last_hash,
+        count)``, for :meth:`add_segment` in the verifier that joins the ranges."""
+        out = []
+        for node, state in self._chains.items():
+            if state.count and state.origin is not None:
+                seq, prev = state.origin
+                out.append((node, seq + 1, prev, state.last_seq, state.last_hash, state.count))
+        return out
+
+    def add_segment(
+        self, node: str, first_seq: int, first_prev: str, last_seq: int, last_hash: str, count: int
+    ) -> bool:
+        """Take ``count`` records of ``node`` verified elsewhere, from ``first_seq`` (whose
+        ``prev_hash`` is ``first_prev``) to ``last_seq`` (hash ``last_hash``): they must continue
+        the chain exactly where it stands (or start it on the genesis hash or its checkpoint).
+
+        Returns False, recording nothing, when they do not, or when the chain's checkpoint is one
+        whose records are still stored; the caller then verifies row by row for the exact report.
+        """
+        if self._broken is not None:
+            return False
+        state = self._chains.get(node)
+        if state is None:
+            checkpoint = self._checkpoints.get(node) if self._checkpoints else None
+            if checkpoint is not None and first_seq <= checkpoint.seq:
+                return False
+            state = _ChainState(
+                checkpoint.seq if checkpoint is not None else 0,
+                checkpoint.hash if checkpoint is not None else GENESIS_HASH,
+                anchor=checkpoint,
+            )
+        if first_seq != state.last_seq + 1 or first_prev != state.last_hash:
+            return False
+        if last_seq != first_seq + count - 1:
+            return False
+        state.last_seq, state.last_hash = last_seq, last_hash
+        state.count += count
+        self._chains[node] = state
+        self._records += count
+        return True
+
+    def prune_records(self) -> list[AuditRecord]:
+        """The verified ``audit_prune`` records of the newest generation seen."""
+        return list(self._prunes[1])
+
+    def add_prune_records(self, records: Iterable[AuditRecord]) -> None:
+        """Count ``audit_prune`` records verified elsewhere towards the attestation check."""
+        for record in records:
+            self._note_prune(record)
+
+    def _note_prune(self, record: AuditRecord) -> None:
+        generation = record.data.get("generation")
+        if type(generation) is not int:
+            return
+        best, records = self._prunes
+        if generation > best:
+            self._prunes = (generation, [record])
+        elif generation == best:
+            records.append(record)
+
+    def _check_heads(self, late_heads: Mapping[str, tuple[int, str]] | None) -> None:
+        heads = self._heads
+        if heads is None:
+            return
+        checkpoints = self._checkpoints or {}
+        for node, (seq, head_hash) in sorted(heads.items()):
+            state = self._chains.get(node)
+            checkpoint = checkpoints.get(node)
+            if state is not None:
+                last = state.last_seq
+                anchor = state.anchor
+            else:  # no records: fully pruned (or every record deleted)
+                last = checkpoint.seq if checkpoint is not None else 0
+                anchor = checkpoint
+            if last < seq:
+                problem = (
+                    f"{_where(node, last + 1)}: missing (tail deleted?); the chain ends at "
+                    f"record {last} but its head is record {seq}"
+                )
+                self.fail(node, last + 1, problem, None)
+                return
+            if anchor is not None and (
+                seq < anchor.seq or (seq == anchor.seq and head_hash != anchor.hash)
+            ):
+                problem = (
+                    f"chain {node!r}: its head (record {seq}) does not match its checkpoint "
+                    f"(pruned up to record {anchor.seq}); head or checkpoint changed"
+                )
+                self.fail(node, seq, problem, None)
+                return
+        late = late_heads or {}
+        for node in sorted(self.nodes_without_head()):
+            if node not in late:
+                problem = (
+                    f"chain {node!r} has {self._chains[node].count} records but no head "
+                    "(head deleted, and maybe the tail with it?)"
+                )
+                self.fail(node, None, problem, None)
+                return
+        for node in sorted(checkpoints):
+            if node not in heads and node not in late:
+                problem = (
+                    f"chain {node!r} has a checkpoint (pruned up to record "
+                    f"{checkpoints[node].seq}) but no head (head deleted?)"
+                )
+                self.fail(node, None, problem, None)
+                return
+
+    def _check_pending(self) -> None:
+        for node, state in sorted(self._chains.items()):
+            pending = state.pending
+            if pending is not None and state.last_seq < pending.seq:
+                problem = (
+                    f"{_where(node, state.last_seq + 1)}: missing; the chain stops at record "
+                    f"{state.last_seq} but its checkpoint says records up to {pending.seq} "
+                    "were pruned"
+                )
+                self.fail(node, state.last_seq + 1, problem, None)
+                return
+
+    def _check_attestation(self) -> None:
+        """The checkpoints must be exactly what the newest ``audit_prune`` record attests."""
+        checkpoints = self._checkpoints or {}
+        written = max((c.generation for c in checkpoints.values()), default=0)
+        newest, records = self._prunes
+        if written == 0 and newest == 0:
+            return
+        if not records:
+            newest_node = max(checkpoints.values(), key=lambda c: c.generation).node
+            problem = (
+                f"checkpoints were written by prune generation {written} but no audit_prune "
+                "record attests them (checkpoint forged, or its audit_prune record removed?)"
+            )
+            self.fail(newest_node, None, problem, None)
+            return
+        record = records[0]
+        where = _where(record.node, record.seq)
+        if written != newest:
+            problem = (
+                f"the newest audit_prune record ({where}) is prune generation {newest} but the "
+                f"checkpoints were last written by generation {written} (a checkpoint "
+                f"{'forged' if written > newest else 'removed or rolled back'}?)"
+            )
+            self.fail(record.node, record.seq, problem, record)
+            return
+        digest = checkpoints_digest(checkpoints.values())
+        for record in records:
+            if record.data.get("checkpoints_sha256") != digest:
+                problem = (
+                    f"the checkpoints do not match the digest in the audit_prune record of "
+                    f"generation {newest} ({_where(record.node, record.seq)}): a checkpoint was "
+                    "changed, added or removed"
+                )
+                self.fail(record.node, record.seq, problem, record)
+                return
+
     def finish(self, *, late_heads: Mapping[str, tuple[int, str]] | None = None) -> VerifyReport:
-        """Check that every chain reaches its head and return the report.
+        """Check that every chain reaches its head (and, with ``attest``, that the checkpoints
+        are the attested ones) and return the report.
 
         Args:
             late_heads: heads read *after* the records, for chains without an entry in the
                 constructor's ``heads`` (a writer that started while the records were read).
                 Such a chain only needs a head; it may end short of it (it grew meanwhile).
         """
-        heads = self._heads
-        if heads is not None:
-            for node, (seq, _) in sorted(heads.items()):
-                state = self._chains.get(node)
-                last = 0 if state is None else state.last_seq
-                if last < seq:
-                    problem = (
-                        f"{_where(node, last + 1)}: missing (tail deleted?); the chain ends at "
-                        f"record {last} but its head is record {seq}"
-                    )
-                    self.fail(node, last + 1, problem, None)
-                    break
-            late = late_heads or {}
-            for node in sorted(self.nodes_without_head()):
-                if node not in late:
-                    problem = (
-                        f"chain {node!r} has {self._chains[node].count} records but no head "
-                        "(head deleted, and maybe the tail with it?)"
-                    )
-                    self.fail(node, None, problem, None)
-                    break
-        chains = {node: state.count for node, state in self._chains.items()}
         if self._broken is None:
-            return VerifyReport(ok=True, records=self._records, chains=chains)
+            self._check_heads(late_heads)
+        if self._broken is None:
+            self._check_pending()
+        if self._broken is None and self._attest:
+            self._check_attestation()
+        chains = {node: state.count for node, state in self._chains.items()}
+        pruned = {node: c.seq for node, c in (self._checkpoints or {}).items()}
+        if self._broken is None:
+            return VerifyReport(ok=True, records=self._records, chains=chains, pruned=pruned)
         node, broken_seq, problem, record = self._broken
         return VerifyReport(
             ok=False,
@@ -447,11 +822,14 @@ class ChainVerifier:
             node=node,
             seq=broken_seq,
             problem=problem,
+            pruned=pruned,
         )
 
 
 def verify_records(
-    records: Iterable[AuditRecord], heads: Mapping[str, tuple[int, str]] | None = None
+    records: Iterable[AuditRecord],
+    heads: Mapping[str, tuple[int, str]] | None = None,
+    checkpoints: Mapping[str, AuditCheckpoint] | None = None,
 ) -> VerifyReport:
     """Verify chained records and report the first changed, missing or reordered one.
 
@@ -465,6 +843,8 @@ def verify_records(
         heads: per chain, the last ``(seq, hash)`` stored separately. Without heads a deleted tail
             cannot be noticed; with them, a chain that stops short of its head, whose record at
             the head's sequence number has another hash, or that has no head, is broken.
+        checkpoints: per pruned chain, where it now starts (see :class:`ChainVerifier`); they
+            are checked against the newest ``audit_prune`` record among ``records``.
 
     Returns:
         A report; when broken, ``node`` and ``seq`` name the first broken position (for a
@@ -477,7 +857,7 @@ def verify_records(
         >>> verify_records([]).ok
         True
     """
-    verifier = ChainVerifier(heads)
+    verifier = ChainVerifier(heads, checkpoints, attest=True)
     for record in records:
         if not verifier.add(record):
             break

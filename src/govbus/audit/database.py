@@ -6,30 +6,35 @@ Schema (SQLAlchemy Core, portable SQL)::
     audit_records(id PK, node, seq, ts, kind, outcome, message_id, correlation_id, msg_type,
                   sender, recipient, policy_sha256, data, prev_hash, hash; UNIQUE(node, seq))
     audit_heads(node PK, seq, hash)        -- the last record of each chain
+    audit_checkpoints(node PK, seq, hash, ts, generation, pruned_at)   -- since version 2:
+                                           -- where a pruned chain starts (govbus audit prune)
 
 ``ts`` is stored as the canonical RFC 3339 text the hash covers (it sorts chronologically), and
 ``data`` as the canonical JSON text, so what is stored is exactly what was hashed. Reading
-(``verify_url``, ``count_url``, ``iter_records_url``) needs no writer and never creates a file.
+(``verify_url``, ``count_url``, ``iter_records_url``) needs no writer and never creates a file;
+it reads a version 1 database as it is (no checkpoints).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
 import operator
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, RowMapping
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from govbus.audit.base import AuditRecord, VerifyReport
+from govbus.audit.base import AuditCheckpoint, AuditRecord, VerifyReport
 from govbus.audit.chain import (
-    HASHED_FIELDS,
+    RECORD_COLUMNS,
     ChainVerifier,
     row_to_record,
 )
@@ -53,7 +58,7 @@ DEFAULT_URL: Final = "sqlite:///.govbus/audit.db"
 # Schema and migrations
 
 #: The schema version this code writes. Bump it together with a new entry in ``_MIGRATIONS``.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 metadata = sa.MetaData()
 
@@ -100,18 +105,40 @@ audit_heads = sa.Table(
     sa.Column("hash", sa.String, nullable=False),
 )
 
-_RECORD_COLUMNS: Final = (*HASHED_FIELDS, "hash")
+# Version 2. One row per pruned chain, moved forward by each prune step (never deleted): records
+# 1..seq of the chain are gone, and record seq + 1 chains onto ``hash``. ``generation`` numbers
+# prune steps across the store; the audit_prune record each step writes holds a digest of the
+# whole table (govbus.audit.chain.checkpoints_digest).
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("node", sa.String, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String, nullable=False),
+    sa.Column("ts", sa.String, nullable=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.Column("pruned_at", sa.String, nullable=False),
+)
+
+_RECORD_COLUMNS: Final = RECORD_COLUMNS
 
 
 def _create_v1(conn: Connection) -> None:
-    # While version 1 is the newest, the table objects above *are* version 1. When version 2
-    # changes them, freeze this step's DDL here so old databases still migrate step by step.
+    # Version 2 left these two tables as they were, so their objects above are still version 1's
+    # DDL. When a later version changes them, freeze this step's DDL here so old databases
+    # still migrate step by step.
     audit_records.create(conn, checkfirst=True)
     audit_heads.create(conn, checkfirst=True)
 
 
+def _add_checkpoints_v2(conn: Connection) -> None:
+    # Additive: version 1 writers never touch this table, and readers of either version read
+    # the records as before.
+    audit_checkpoints.create(conn, checkfirst=True)
+
+
 #: ``_MIGRATIONS[n - 1]`` brings a database from version ``n - 1`` to ``n``. Append; never edit.
-_MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_create_v1,)
+_MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_create_v1, _add_checkpoints_v2)
 
 
 InsertRows = Callable[[Connection, list[dict[str, Any]]], None]
@@ -287,6 +314,120 @@ def read_heads(conn: Connection, node: str | None) -> dict[str, tuple[int, str]]
     return {row.node: (int(row.seq), row.hash) for row in conn.execute(stmt)}
 
 
+def has_checkpoints_table(conn: Connection) -> bool:
+    """Whether the database is at schema version 2 or later (a reader never migrates)."""
+    return sa.inspect(conn).has_table(audit_checkpoints.name)
+
+
+def read_checkpoints(conn: Connection, node: str | None) -> dict[str, AuditCheckpoint] | None:
+    """Every chain's checkpoint (or ``node``'s); None for a version 1 database (no table)."""
+    if not has_checkpoints_table(conn):
+        return None
+    c = audit_checkpoints.c
+    stmt = sa.select(c.node, c.seq, c.hash, c.ts, c.generation, c.pruned_at)
+    if node is not None:
+        stmt = stmt.where(c.node == node)
+    return {
+        row.node: AuditCheckpoint(
+            node=row.node,
+            seq=int(row.seq),
+            hash=row.hash,
+            ts=row.ts,
+            generation=int(row.generation),
+            pruned_at=row.pruned_at,
+        )
+        for row in conn.execute(stmt)
+    }
+
+
+@contextlib.contextmanager
+def snapshot(engine: Engine) -> Iterator[tuple[Connection, bool]]:
+    """A connection whose reads all see one snapshot of the database, and whether they do.
+
+    SQLite: one read transaction (``BEGIN``; in WAL mode writers go on meanwhile). PostgreSQL:
+    a ``REPEATABLE READ`` transaction. Heads, checkpoints and records read through it agree, even
+    while writers append and a prune deletes. Other databases: a plain connection (False).
+    """
+    backend = engine.dialect.name
+    with engine.connect() as conn:
+        if backend == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+            consistent = True
+        elif backend == "sqlite":
+            raw: Any = conn.connection.driver_connection
+            if not raw.in_transaction:
+                conn.exec_driver_sql("BEGIN")
+            consistent = True
+        else:
+            consistent = False
+        try:
+            yield conn, consistent
+        finally:
+            conn.rollback()
+
+
+def stream_rows(
+    conn: Connection, stmt: sa.Select[Any], batch: int
+) -> Generator[list[Any], None, None]:
+    """Run ``stmt`` and yield its rows as plain tuples, ``batch`` at a time, in constant memory.
+
+    On SQLite and PostgreSQL (psycopg) this goes straight to the driver's cursor, a server-side
+    one on PostgreSQL, inside ``conn``'s transaction: no per-row objects beyond the tuples.
+    Elsewhere SQLAlchemy streams the result. Driver errors are raised as SQLAlchemy's.
+    """
+    dialect = conn.dialect
+    backend, driver = dialect.name, dialect.driver
+    direct_sqlite = backend == "sqlite" and driver == "pysqlite" and dialect.paramstyle == "qmark"
+    direct_pg = backend == "postgresql" and driver == "psycopg"
+    if not (direct_sqlite or direct_pg):
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
+        for part in result.partitions(batch):
+            yield [tuple(row) for row in part]
+        return
+    compiled = stmt.compile(dialect=dialect)
+    sql = str(compiled)
+    raw: Any = conn.connection.driver_connection
+    dbapi_error = dialect.loaded_dbapi.Error
+    params: Any
+    if direct_sqlite:
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        cursor = raw.cursor()
+    else:
+        params = compiled.params
+        cursor = raw.cursor(name=f"govbus_audit_{uuid.uuid4().hex[:12]}")
+        cursor.itersize = batch
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch):
+            yield rows
+    except dbapi_error as exc:
+        # Bypassing SQLAlchemy, so do what it would: drop a dead connection from the pool and
+        # raise its exception classes (callers turn them into AuditError naming the database).
+        if getattr(raw, "closed", False):
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error, dialect=dialect) from exc
+    finally:
+        with contextlib.suppress(Exception):  # already gone with a dead connection
+            cursor.close()
+
+
+_RECORD_SELECT: Final = sa.select(*(audit_records.c[name] for name in _RECORD_COLUMNS))
+
+
+def select_records(node: str | None = None) -> sa.Select[Any]:
+    """The records as :data:`RECORD_COLUMNS` tuples in chain order (node, seq)."""
+    c = audit_records.c
+    stmt = _RECORD_SELECT.order_by(c.node, c.seq, c.id)
+    return stmt if node is None else stmt.where(c.node == node)
+
+
+def count_records(conn: Connection, node: str | None = None) -> int:
+    stmt = sa.select(sa.func.count()).select_from(audit_records)
+    if node is not None:
+        stmt = stmt.where(audit_records.c.node == node)
+    return int(conn.execute(stmt).scalar_one())
+
+
 PageKey = tuple[str, int, int]
 _SELECT_RECORDS = sa.select(
     *(audit_records.c[name] for name in _RECORD_COLUMNS), audit_records.c.id
@@ -330,28 +471,76 @@ def _iter_rows(engine: Engine, node: str | None, page_size: int) -> Iterator[Row
         after = (last["node"], int(last["seq"]), int(last["id"]))
 
 
-def verify_engine(engine: Engine, node: str | None, page_size: int) -> VerifyReport:
-    """Stream every record through a :class:`ChainVerifier` in pages (constant memory)."""
-    with engine.connect() as conn:
-        # Heads first: a live writer may append after this, so chains may run past their heads
-        # but never stop short of them.
-        heads = read_heads(conn, node)
-    verifier = ChainVerifier(heads)
-    for row in _iter_rows(engine, node, page_size):
-        try:
-            record = row_to_record(row)
-        except Exception as exc:  # a stored ts or data that does not even parse
-            problem = (
-                f"record {row['seq']} of chain {row['node']!r}: stored row cannot be read "
-                f"({type(exc).__name__}: {exc}) (changed after writing?)"
+#: Rows per fetch when verifying: big enough that the per-fetch cost disappears.
+VERIFY_BATCH: Final = 10_000
+
+
+def verify_engine(
+    engine: Engine,
+    node: str | None,
+    page_size: int = VERIFY_BATCH,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Stream every record through a :class:`ChainVerifier` (constant memory).
+
+    Heads, checkpoints and records are read in one snapshot (see :func:`snapshot`), so a writer
+    appending or a prune deleting meanwhile cannot make an intact store look broken. A large
+    SQLite store is first verified on several cores (:mod:`govbus.audit.parallel`); only an
+    intact result is taken from there, anything else is verified here, serially.
+
+    Args:
+        node: verify only this chain. The checkpoints are then not checked against the
+            ``audit_prune`` records, which live in other chains.
+        page_size: rows per fetch.
+        progress: called as ``progress(done, total)`` after each fetch (and once before the
+            first, with ``done`` 0); ``total`` is counted first, in the same snapshot (from the
+            heads, when verifying in parallel).
+        workers: processes for a large SQLite store; None: one per core (at most 8); 1: serial.
+    """
+    if node is None and engine.dialect.name == "sqlite" and workers != 1:
+        from govbus.audit.parallel import PARALLEL_MIN_RECORDS, default_workers, verify_parallel
+
+        with snapshot(engine) as (conn, _):
+            heads = read_heads(conn, None)
+            checkpoints = read_checkpoints(conn, None)
+        starts = checkpoints or {}
+        estimate = sum(
+            seq - (starts[n].seq if n in starts else 0) for n, (seq, _h) in heads.items()
+        )
+        count = workers if workers is not None else default_workers()
+        if count > 1 and estimate >= PARALLEL_MIN_RECORDS:
+            report = verify_parallel(
+                engine.url,
+                heads,
+                checkpoints,
+                workers=count,
+                page_size=page_size,
+                progress=progress,
             )
-            verifier.fail(row["node"], row["seq"], problem, None)
-            break
-        if not verifier.add(record):
-            break
+            if report is not None:
+                return report
+    with snapshot(engine) as (conn, consistent):
+        # Without one snapshot, heads first: a live writer may append after this, so chains
+        # may run past their heads but never stop short of them.
+        heads = read_heads(conn, node)
+        checkpoints = read_checkpoints(conn, node)
+        verifier = ChainVerifier(heads, checkpoints, attest=node is None)
+        total = count_records(conn, node) if progress is not None else 0
+        if progress is not None:
+            progress(0, total)
+        done = 0
+        for rows in stream_rows(conn, select_records(node), page_size):
+            ok = verifier.add_rows(rows)
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+            if not ok:
+                break
     late: dict[str, tuple[int, str]] = {}
     headless = verifier.nodes_without_head()
-    if headless and not verifier.broken:
+    if headless and not verifier.broken and not consistent:
         # A chain that started after the heads were read has a head by now; a chain whose
         # head row was deleted still has none.
         with engine.connect() as conn:
@@ -360,17 +549,25 @@ def verify_engine(engine: Engine, node: str | None, page_size: int) -> VerifyRep
 
 
 def verify_url(
-    url: str | URL = DEFAULT_URL, *, node: str | None = None, page_size: int = 1000
+    url: str | URL = DEFAULT_URL,
+    *,
+    node: str | None = None,
+    page_size: int = VERIFY_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Verify every chain (or one) in the audit database at ``url``; synchronous.
 
-    Used by ``govbus audit verify [URL]``. Reads in pages, so memory stays constant. Safe to run
-    while writers are appending.
+    Used by ``govbus audit verify [URL]``. Streams the records in one snapshot, so memory stays
+    constant and it is safe to run while writers append or a prune deletes. A pruned chain
+    starts at its checkpoint; the checkpoints must match the newest ``audit_prune`` record.
 
     Args:
         url: a SQLAlchemy URL or a SQLite file path.
         node: verify only this chain.
-        page_size: records per query.
+        page_size: records per fetch.
+        progress: called as ``progress(done, total)`` as records are verified.
+        workers: processes for a large SQLite store (see :func:`verify_engine`); 1: serial.
 
     Raises:
         AuditError: no database or no audit tables at ``url``, or it cannot be read.
@@ -380,7 +577,7 @@ def verify_url(
     engine = reading_engine(target)
     try:
         require_tables(engine, where)
-        return verify_engine(engine, node, page_size)
+        return verify_engine(engine, node, page_size, progress=progress, workers=workers)
     except SQLAlchemyError as exc:
         raise db_error("read", where, exc, target.get_backend_name() == "sqlite") from exc
     finally:
