@@ -54,6 +54,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python bench/dispatch.py --out bench/dispatch.json
 	$(BIN)/python bench/policy.py --out bench/policy.json
 	$(BIN)/python bench/nats.py --out bench/nats.json
+	$(BIN)/python bench/audit.py --out bench/audit.json
 
 clean:
 	rm -rf $(VENV) .govbus .mypy_cache .ruff_cache .pytest_cache

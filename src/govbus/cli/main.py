@@ -30,6 +30,8 @@ examples:
   govbus run                               the example pipeline on embedded defaults
   govbus run --policy policies/default.yaml --audit sqlite:///audit.db
   govbus audit verify sqlite:///.govbus/audit.db
+  govbus audit tail --follow                 new audit records as they are committed
+  govbus audit export --format jsonl --out audit.jsonl
   govbus policy hash policies/default.yaml
   govbus policy test policies/ --min-coverage 100
   govbus redteam run --mutate 3 --format junit > redteam.xml
