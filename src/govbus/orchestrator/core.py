@@ -454,7 +454,8 @@ class Orchestrator:
         return {name: breaker.state.value for name, breaker in self.breakers.items()}
 
     def audit_queue_depth(self) -> int | None:
-        depth = getattr(self.audit, "queue_depth", None)
+        # SqlAuditStore.pending: events queued for its writer; other stores do not queue.
+        depth = getattr(self.audit, "pending", None)
         return depth if isinstance(depth, int) else None
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from govbus.audit import MemoryAuditStore
 from govbus.envelope import Actor, Message
 from govbus.orchestrator import App
@@ -54,3 +56,17 @@ async def test_counts_denials_by_check_fallbacks_by_cause_and_handler_durations(
 async def test_without_a_meter_provider_there_are_no_metrics() -> None:
     app = App("plain", policy=policy(), audit=MemoryAuditStore())
     assert app.orchestrator.metrics is None
+
+
+async def test_the_audit_queue_depth_of_a_sql_store_is_reported(tmp_path: Path) -> None:
+    metrics = MetricCapture()
+    app = App(
+        "metered",
+        policy=policy(),
+        audit=f"sqlite:///{tmp_path}/audit.db",
+        audit_writer="thread",
+        meter_provider=metrics.provider,
+    )
+    async with app:
+        depth = metrics.values("govbus.audit.queue_depth")
+        assert list(depth) == [()] and isinstance(depth[()], int) and depth[()] >= 0
