@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from govbus.cli.args_policy import iso_time, positive_int
+from govbus.cli.argtypes import count, seconds
 
 DEFAULT_AUDIT_URL = "sqlite:///.govbus/audit.db"
 
@@ -173,7 +174,7 @@ def add_audit_commands(commands: Any) -> None:
     tail.add_argument(
         "-n",
         "--lines",
-        type=_count,
+        type=count,
         default=20,
         metavar="N",
         help="how many of the newest records to print first (default 20)",
@@ -189,7 +190,7 @@ def add_audit_commands(commands: Any) -> None:
     )
     tail.add_argument(
         "--interval",
-        type=_seconds,
+        type=seconds,
         default=1.0,
         metavar="S",
         help="with --follow, seconds between polls (default 1)",
@@ -269,25 +270,3 @@ def add_audit_commands(commands: Any) -> None:
         default="table",
         help="table for people (default), json for machines",
     )
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number, zero or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """An argparse type: a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value

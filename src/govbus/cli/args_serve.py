@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from govbus.cli.argtypes import port, seconds
+
 #: The app served unless ``--app`` names another.
 DEFAULT_APP = "govbus.examples.finance:create_app"
 
@@ -42,26 +44,6 @@ approval), built from the app's registry. Offline, nothing has run, so every cou
 every agent healthy."""
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return value
-
-
 def _app_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--app",
@@ -88,7 +70,7 @@ def add_serve_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     serve.add_argument(
-        "--port", type=_port, default=8080, help="port to listen on (default 8080; 0: any free)"
+        "--port", type=port, default=8080, help="port to listen on (default 8080; 0: any free)"
     )
     serve.add_argument(
         "--audit",
@@ -107,14 +89,14 @@ def add_serve_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     serve.add_argument(
         "--recent-window",
-        type=_seconds,
+        type=seconds,
         default=300.0,
         metavar="S",
         help="seconds a fallback or failure keeps an agent 'degraded', and the span of the "
         "recent counts (default 300)",
     )
     serve.add_argument(
-        "--drain-timeout", type=_seconds, default=30.0, metavar="S", help="drain on stop (30 s)"
+        "--drain-timeout", type=seconds, default=30.0, metavar="S", help="drain on stop (30 s)"
     )
 
     inventory = commands.add_parser(

@@ -16,6 +16,7 @@ from govbus import __version__
 from govbus.cli.args_audit import add_audit_commands
 from govbus.cli.args_policy import add_policy_commands
 from govbus.cli.args_serve import add_serve_commands
+from govbus.cli.argtypes import count
 from govbus.drills.spec import MECHANISMS
 from govbus.errors import GovbusError
 
@@ -116,17 +117,6 @@ examples:
   govbus redteam run --policy policies/default.yaml --corpus redteam/corpus \\
       --thresholds redteam/thresholds.yaml --mutate 7 --seed 1 --format json > redteam.json
 """
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number, zero or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
-    return value
 
 
 def add_telemetry_options(command: argparse.ArgumentParser) -> None:
@@ -239,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redteam_run.add_argument(
         "--mutate",
-        type=_count,
+        type=count,
         default=0,
         metavar="N",
         help="add N obfuscated variants of each text-only attack (default: 0)",
@@ -363,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list_cmd.add_argument(
         "--format", choices=["table", "json"], default="table", help="table (default) or json"
     )
-    dlq_list_cmd.add_argument("--limit", type=_count, metavar="N", help="the oldest N only")
+    dlq_list_cmd.add_argument("--limit", type=count, metavar="N", help="the oldest N only")
     return parser
 
 
