@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -29,3 +30,16 @@ def engine() -> Iterator[sa.Engine]:
         skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def fresh_url(engine: sa.Engine) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards: for tests that act on a
+    whole store (migrations, prune, export), which must not touch other tests' chains."""
+    name = f"govbus_t_{uuid.uuid4().hex[:12]}"
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))

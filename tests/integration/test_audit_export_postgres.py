@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from govbus.audit import SqlAuditStore, verify_url
 from govbus.audit.base import AuditEvent
@@ -23,28 +20,17 @@ from govbus.audit.prune import prune_url
 from govbus.audit.tail import AuditTail
 from govbus.cli import main
 
-from .conftest import POSTGRES_URL
-
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def url(engine: sa.Engine) -> Iterator[str]:
+def url(fresh_url: str) -> str:
     """A new database on the test server holding chains 'a' (30 records) and 'b' (5)."""
-    name = f"govbus_export_{uuid.uuid4().hex[:10]}"
-    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    target = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        write(target, "a", 30)
-        write(target, "b", 5)
-        yield target
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    write(fresh_url, "a", 30)
+    write(fresh_url, "b", 5)
+    return fresh_url
 
 
 def event(i: int) -> AuditEvent:

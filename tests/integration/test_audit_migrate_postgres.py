@@ -4,29 +4,13 @@ schema once: the migration is serialized, none of them fails on a half-created s
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from govbus.audit.database import SCHEMA_VERSION, migrate
 
-from .conftest import POSTGRES_URL
-
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def fresh_url(engine: sa.Engine) -> Iterator[str]:
-    """A new, empty database on the test server, dropped afterwards."""
-    name = f"govbus_mig_{uuid.uuid4().hex[:10]}"
-    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 def test_concurrent_first_starts_create_the_schema_once(fresh_url: str) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,8 +19,6 @@ from govbus.audit.base import AuditEvent
 from govbus.audit.database import SCHEMA_VERSION
 from govbus.audit.prune import PruneReport, prune_url
 
-from .conftest import POSTGRES_URL
-
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -30,15 +26,9 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def url(engine: sa.Engine) -> Iterator[str]:
-    """A new, empty database on the test server, dropped afterwards."""
-    name = f"govbus_prune_{uuid.uuid4().hex[:10]}"
-    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+def url(fresh_url: str) -> str:
+    """A new, empty database (store-wide prune and verify must not touch other tests' chains)."""
+    return fresh_url
 
 
 def event(i: int, minutes: float | None = None) -> AuditEvent:

@@ -11,9 +11,7 @@ the test's temporary directory.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from govbus import FAILED, Message
 from govbus.audit.memory import MemoryAuditStore
 from govbus.errors import BusError, BusUnavailableError
 from tests.apps.chaos import create_app, create_reply_app
+from tests.integration.workers import start_worker as start
 from tests.nats_server import NatsServer, nats_server_or_skip
 
 pytest.importorskip("nats", reason="the nats extra (nats-py) is not installed")
@@ -33,22 +32,13 @@ from govbus.bus.nats import NatsBus  # after the importorskip above
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 400
 
 
 async def start_worker(url: str, log: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "GOVBUS_CHAOS_LOG": str(log), "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "govbus", "worker", "--app", "tests.apps.chaos:create_app",
-        "--bus", url, "--audit", "memory://", "--agents", "crunch",
-        stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    async with asyncio.timeout(30):
-        while b" agents " not in (line := await proc.stderr.readline()):
-            assert line, "the worker exited before it was ready"
-    return proc
+    return await start(
+        "tests.apps.chaos:create_app", url, ["crunch"], env={"GOVBUS_CHAOS_LOG": str(log)}
+    )
 
 
 def handled(log: Path) -> Counter[str]:
