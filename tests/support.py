@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = ROOT / "policies" / "default.yaml"
@@ -20,3 +22,36 @@ def copy_default_policy(
     target = directory / name
     target.write_text(DEFAULT_POLICY.read_text() if text is None else text)
     return target
+
+
+def migrate_at_once(url: str, workers: int = 6) -> tuple[list[BaseException], list[Any]]:
+    """``workers`` engines run the audit migration on ``url`` at the same instant (as worker
+    processes starting together do); returns the errors they raised and the schema versions
+    recorded afterwards."""
+    import sqlalchemy as sa
+
+    from govbus.audit.database import migrate
+
+    engines = [sa.create_engine(url) for _ in range(workers)]
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def start(engine: sa.Engine) -> None:
+        barrier.wait()
+        try:
+            migrate(engine, url)
+        except BaseException as exc:  # returned to the test, which asserts on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        with engines[0].connect() as conn:
+            versions = list(conn.execute(sa.text("SELECT version FROM audit_schema_version")))
+    finally:
+        for e in engines:
+            e.dispose()
+    return errors, versions

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 import govbus.audit.database
 import govbus.audit.sql
@@ -33,6 +32,7 @@ from govbus.audit.base import GENESIS_HASH, AuditEvent
 from govbus.audit.chain import default_node_name, record_fields, record_hash
 from govbus.audit.database import SCHEMA_VERSION, normalize_url
 from govbus.errors import AuditError, AuditUnavailableError, ChainBrokenError
+from tests.support import migrate_at_once
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 SLOW = 30.0  # a flush_interval so long that the writer only moves when something wakes it
@@ -751,26 +751,6 @@ def test_processes_starting_together_on_a_fresh_sqlite_file_create_the_schema_on
     tmp_path: Path,
 ) -> None:
     """Workers started at once race to create the tables; the loser must wait, not fail."""
-    url = f"sqlite:///{tmp_path}/fresh.db"
-    engines = [sa.create_engine(url) for _ in range(6)]
-    barrier = threading.Barrier(len(engines))
-    errors: list[BaseException] = []
-
-    def start(engine: sa.Engine) -> None:
-        barrier.wait()
-        try:
-            govbus.audit.database.migrate(engine, url)
-        except BaseException as exc:  # asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    with engines[0].connect() as conn:
-        versions = conn.execute(sa.text("SELECT version FROM audit_schema_version")).all()
-    for e in engines:
-        e.dispose()
+    errors, versions = migrate_at_once(f"sqlite:///{tmp_path}/fresh.db")
     assert not errors, errors
     assert versions == [(govbus.audit.database.SCHEMA_VERSION,)]
